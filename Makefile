@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine: `make run` (set up + demo daily run) and `make test` (set up + tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch unless told otherwise: an unpinned torch pulls gigabytes of CUDA wheels.
+# For a GPU build: make run TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX_URL ?=
+
+# The demo world: 14 days from DEMO_START; the daily run processes its last day.
+DEMO_START ?= 2026-01-01
+DEMO_DAYS ?= 14
+DEMO_LAST ?= 2026-01-14
+LANDING ?= landing
+DB ?= data/gnnrec.duckdb
+
+.PHONY: setup run test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("gnnrec needs Python >= 3.11") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+run: setup
+	$(BIN)/gnnrec demo-data --out $(LANDING) --start $(DEMO_START) --days $(DEMO_DAYS) --seed 7
+	$(BIN)/gnnrec run --ds $(DEMO_LAST) --landing $(LANDING) --db $(DB)
+	$(BIN)/gnnrec query sql/analyst/user_recommendations.sql --db $(DB)
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) data landing .prefect .pytest_cache

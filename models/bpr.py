@@ -1,0 +1,25 @@
+"""The Bayesian Personalised Ranking objective shared by the implicit-feedback models."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def bpr_loss(
+    user_vectors: torch.Tensor,
+    pos_vectors: torch.Tensor,
+    neg_vectors: torch.Tensor,
+    ego_vectors: tuple[torch.Tensor, ...],
+    l2: float,
+) -> torch.Tensor:
+    """``mean(-ln sigma(y_ui - y_uj)) + l2/2 * sum ||ego||^2 / batch`` (Rendle et al., UAI 2009, eq. 7).
+
+    The penalty is on the *ego* (layer-0) embeddings of the batch only, as in the LightGCN paper (eq. 15), so its
+    strength does not depend on how many layers propagate them.
+    """
+    pos_scores = (user_vectors * pos_vectors).sum(dim=1)
+    neg_scores = (user_vectors * neg_vectors).sum(dim=1)
+    ranking = F.softplus(neg_scores - pos_scores).mean()
+    penalty = sum(vector.pow(2).sum() for vector in ego_vectors) / (2 * user_vectors.shape[0])
+    return ranking + l2 * penalty

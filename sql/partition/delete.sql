@@ -1,0 +1,2 @@
+-- {table} comes from gnnrec's closed list of partitioned tables, never from input
+delete from {table} where ds = $ds;

@@ -1,0 +1,98 @@
+-- gnnrec's warehouse. Every statement is idempotent so any process can run it before it writes.
+create schema if not exists raw;
+create schema if not exists clean;
+create schema if not exists quarantine;
+create schema if not exists graph;
+create schema if not exists ops;
+create schema if not exists recs;
+
+-- raw: rows exactly as landed (every value as text), with where they came from
+create table if not exists raw.interactions (
+    ds date not null, source_file varchar not null, source_line bigint not null,
+    user_id varchar, item_id varchar, event varchar, rating varchar, ts varchar
+);
+create table if not exists raw.social (
+    ds date not null, source_file varchar not null, source_line bigint not null,
+    src_user_id varchar, dst_user_id varchar, weight varchar, ts varchar
+);
+create table if not exists raw.kg (
+    ds date not null, source_file varchar not null, source_line bigint not null,
+    head varchar, relation varchar, tail varchar
+);
+create table if not exists raw.item_entities (
+    ds date not null, source_file varchar not null, source_line bigint not null,
+    item_id varchar, entity_id varchar
+);
+
+-- clean: typed rows that passed the row contracts
+create table if not exists clean.interactions (
+    ds date not null, source_file varchar not null, source_line bigint not null,
+    user_id varchar not null, item_id varchar not null, event varchar not null, rating double, ts timestamp not null
+);
+create table if not exists clean.social (
+    ds date not null, source_file varchar not null, source_line bigint not null,
+    src_user_id varchar not null, dst_user_id varchar not null, weight double, ts timestamp
+);
+create table if not exists clean.kg (
+    ds date not null, source_file varchar not null, source_line bigint not null,
+    head varchar not null, relation varchar not null, tail varchar not null
+);
+create table if not exists clean.item_entities (
+    ds date not null, source_file varchar not null, source_line bigint not null,
+    item_id varchar not null, entity_id varchar not null
+);
+
+-- quarantine: one row per (row, broken rule); `record` is the whole landed row as JSON text
+create table if not exists quarantine.interactions (
+    ds date not null, source_file varchar not null, source_line bigint,
+    column_name varchar, rule varchar not null, value varchar, record varchar
+);
+create table if not exists quarantine.social (
+    ds date not null, source_file varchar not null, source_line bigint,
+    column_name varchar, rule varchar not null, value varchar, record varchar
+);
+create table if not exists quarantine.kg (
+    ds date not null, source_file varchar not null, source_line bigint,
+    column_name varchar, rule varchar not null, value varchar, record varchar
+);
+create table if not exists quarantine.item_entities (
+    ds date not null, source_file varchar not null, source_line bigint,
+    column_name varchar, rule varchar not null, value varchar, record varchar
+);
+
+-- graph: external id -> dense index; an id keeps its index forever
+create table if not exists graph.user_ids (user_id varchar primary key, user_idx integer not null unique, first_ds date not null);
+create table if not exists graph.item_ids (item_id varchar primary key, item_idx integer not null unique, first_ds date not null);
+create table if not exists graph.entity_ids (entity_id varchar primary key, entity_idx integer not null unique, first_ds date not null);
+create table if not exists graph.relation_ids (relation varchar primary key, relation_idx integer not null unique, first_ds date not null);
+
+-- ops: what was ingested and what ran
+create table if not exists ops.ingest_files (
+    ds date not null, source varchar not null, path varchar not null, sha256 varchar, size_bytes bigint,
+    rows_read bigint, rows_loaded bigint, rows_quarantined bigint,
+    missing_columns varchar[], extra_columns varchar[], status varchar not null, error varchar
+);
+create table if not exists ops.runs (
+    run_id varchar primary key, flow varchar not null, ds date not null, model varchar not null, params json,
+    status varchar not null, message varchar, started_at timestamp not null, finished_at timestamp
+);
+create table if not exists ops.metrics (
+    run_id varchar not null, metric varchar not null, k integer not null, value double not null
+);
+
+-- recs: what downstream services and analysts read
+create table if not exists recs.topk (
+    ds date not null, model varchar not null, run_id varchar not null,
+    user_id varchar not null, rank integer not null, item_id varchar not null, score double not null
+);
+create table if not exists recs.publications (
+    ds date not null, model varchar not null, run_id varchar not null, published_at timestamp not null,
+    users bigint not null, rows bigint not null
+);
+create or replace view recs.latest_topk as
+with newest as (
+    select model, max(ds) as ds from recs.publications group by model
+)
+select t.*
+from recs.topk as t
+join newest using (model, ds);

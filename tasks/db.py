@@ -1,0 +1,81 @@
+"""DuckDB access: opening the warehouse, reading gnnrec's SQL files, and replacing partitions atomically."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from datetime import date
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+# The only tables whose names are ever placed into a SQL template; anything else is refused.
+PARTITIONED_TABLES = frozenset(
+    f"{layer}.{source}"
+    for layer in ("raw", "clean", "quarantine")
+    for source in ("interactions", "social", "kg", "item_entities")
+) | {"ops.ingest_files"}
+
+
+@cache
+def sql_text(name: str) -> str:
+    """The text of ``sql/<name>.sql`` shipped with the package."""
+    return resources.files("sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def partition_sql(name: str, table: str) -> str:
+    """A partition statement for one of :data:`PARTITIONED_TABLES` (identifiers cannot be bound as parameters)."""
+    if table not in PARTITIONED_TABLES:
+        raise ValueError(f"{table!r} is not a partitioned gnnrec table")
+    return sql_text(name).replace("{table}", table)
+
+
+@contextlib.contextmanager
+def connect(db_path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (creating its folder and schema when writing) and close it afterwards."""
+    if not read_only:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(db_path), read_only=read_only)
+    try:
+        if not read_only:
+            con.execute(sql_text("schema/create"))
+        yield con
+    finally:
+        con.close()
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All-or-nothing: readers see the state before or after the block, never in between."""
+    con.execute("begin transaction")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
+def replace_partition(con: duckdb.DuckDBPyConnection, table: str, ds: date, rows: pa.Table) -> None:
+    """Delete ``table``'s rows for ``ds`` and insert ``rows`` (columns matched by name); call inside a transaction."""
+    con.execute(partition_sql("partition/delete", table), {"ds": ds})
+    if rows.num_rows:
+        con.register("staged", rows)
+        try:
+            con.execute(partition_sql("partition/insert", table))
+        finally:
+            con.unregister("staged")
+
+
+def fetch_arrow(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+    """Run ``sql/<name>.sql`` with bound parameters and return the result as an Arrow table."""
+    return query_arrow(con, sql_text(name), params)
+
+
+def query_arrow(con: duckdb.DuckDBPyConnection, query: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+    """Run a read-only statement with bound parameters straight into Arrow (no DB-API row copy)."""
+    return con.sql(query, params=dict(params or {})).to_arrow_table()

@@ -1,0 +1,147 @@
+"""Ingest: copy one day's landed files into ``raw.<source>``, exactly as landed, and record every file.
+
+Landing contract: ``<landing>/<source>/ds=YYYY-MM-DD/*.csv|*.parquet|*.jsonl``. Every value is kept as text so
+that nothing can fail to load for being of the wrong type; meaning is checked by the row contracts afterwards.
+Re-ingesting a day replaces that day's rows in one transaction, so a re-run leaves identical tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from tasks.contracts import SOURCES, SourceContract
+from tasks.db import replace_partition, transaction
+
+log = logging.getLogger(__name__)
+
+READERS = {".csv", ".parquet", ".jsonl"}
+
+
+class LandingError(ValueError):
+    """The landing folder itself is unusable (as opposed to one bad file, which is recorded and skipped)."""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One landed file as recorded in ``ops.ingest_files``."""
+
+    ds: date
+    source: str
+    path: str
+    sha256: str | None
+    size_bytes: int | None
+    rows_read: int | None
+    missing_columns: tuple[str, ...] = ()
+    extra_columns: tuple[str, ...] = ()
+    status: str = "loaded"
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    ds: date
+    files: list[FileRecord] = field(default_factory=list)
+
+    def rows_read(self, source: str) -> int:
+        return sum(f.rows_read or 0 for f in self.files if f.source == source)
+
+
+def partition_dir(landing: Path, source: str, ds: date) -> Path:
+    return landing / source / f"ds={ds.isoformat()}"
+
+
+def discover_files(landing: Path, source: str, ds: date) -> list[Path]:
+    """The day's files of one source, in name order; hidden and ``_``-prefixed markers (``_SUCCESS``) are ignored."""
+    folder = partition_dir(landing, source, ds)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_landed_file(path: Path) -> tuple[pl.DataFrame, int]:
+    """Read a landed file with every column as text; return it with the line/row number of its first data row."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        # Line 1 is the header, so data row k (0-based) is on line k + 2.
+        return pl.read_csv(path, infer_schema=False), 2
+    if suffix == ".parquet":
+        frame = pl.read_parquet(path)
+        return frame.with_columns(pl.all().cast(pl.String)), 1
+    if suffix == ".jsonl":
+        frame = pl.read_ndjson(path, infer_schema_length=None)
+        return frame.with_columns(pl.all().cast(pl.String)), 1
+    raise ValueError(f"unsupported file type {suffix!r}; expected one of {', '.join(sorted(READERS))}")
+
+
+def to_raw_rows(
+    frame: pl.DataFrame, contract: SourceContract, ds: date, source_file: str, first_line: int
+) -> tuple[pl.DataFrame, tuple[str, ...], tuple[str, ...]]:
+    """Shape a landed frame into the raw table's columns; return it with the missing and extra column names.
+
+    Missing columns become nulls here; the rows of a file without a *required* column are quarantined whole by
+    validation. Extra columns are recorded and left out (the contract names every column gnnrec uses).
+    """
+    names = [c.strip() for c in frame.columns]
+    frame = frame.rename(dict(zip(frame.columns, names)))
+    missing = tuple(c for c in contract.columns if c not in names)
+    extra = tuple(c for c in names if c not in contract.columns)
+    rows = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in missing).select(
+        pl.lit(ds, pl.Date).alias("ds"),
+        pl.lit(source_file).alias("source_file"),
+        (pl.int_range(pl.len(), dtype=pl.Int64) + first_line).alias("source_line"),
+        *contract.columns,
+    )
+    return rows, tuple(c for c in missing if c in contract.required), extra
+
+
+def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) -> IngestReport:
+    """Replace ``raw.<source>`` and ``ops.ingest_files`` for ``ds`` with what is landed now, atomically."""
+    if not landing.is_dir():
+        raise LandingError(f"landing folder {landing} does not exist")
+    records: list[FileRecord] = []
+    raw_by_source: dict[str, list[pl.DataFrame]] = {source: [] for source in SOURCES}
+    for source, contract in SOURCES.items():
+        for path in discover_files(landing, source, ds):
+            relative = path.relative_to(landing).as_posix()
+            size, digest = path.stat().st_size, sha256_of(path)
+            try:
+                frame, first_line = read_landed_file(path)
+                rows, missing, extra = to_raw_rows(frame, contract, ds, relative, first_line)
+            except Exception as error:  # noqa: BLE001 - any unreadable file is recorded with its reason, not raised
+                reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                log.warning("cannot read %s: %s", relative, reason)
+                records.append(FileRecord(ds, source, relative, digest, size, None, status="failed", error=reason))
+                continue
+            raw_by_source[source].append(rows)
+            records.append(FileRecord(ds, source, relative, digest, size, rows.height, missing, extra))
+            log.info("read %s: %d rows", relative, rows.height)
+
+    files = pl.DataFrame(
+        [vars(r) | {"missing_columns": list(r.missing_columns), "extra_columns": list(r.extra_columns)} for r in records],
+        schema={
+            "ds": pl.Date, "source": pl.String, "path": pl.String, "sha256": pl.String, "size_bytes": pl.Int64,
+            "rows_read": pl.Int64, "missing_columns": pl.List(pl.String), "extra_columns": pl.List(pl.String),
+            "status": pl.String, "error": pl.String,
+        },
+    )
+    with transaction(con):
+        for source, frames in raw_by_source.items():
+            rows = pl.concat(frames) if frames else pl.DataFrame()
+            replace_partition(con, f"raw.{source}", ds, rows.to_arrow())
+        replace_partition(con, "ops.ingest_files", ds, files.to_arrow())
+    return IngestReport(ds, records)
