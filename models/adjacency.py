@@ -6,6 +6,8 @@ items rows ``U..U+I-1``. It is never densified.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -27,10 +29,14 @@ def normalized_bipartite_adjacency(
     rows = np.concatenate([users, items + num_users])
     cols = np.concatenate([items + num_users, users])
     values = np.concatenate([weight, weight]).astype(np.float32)
-    coo = torch.sparse_coo_tensor(
-        torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(values), (num_nodes, num_nodes)
-    )
-    return coo.coalesce().to_sparse_csr()
+    with warnings.catch_warnings():
+        # torch flags its sparse CSR support as beta on every construction; the operations used here are stable.
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*support is in beta.*")
+        coo = torch.sparse_coo_tensor(
+            torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(values), (num_nodes, num_nodes),
+            check_invariants=False,  # indices are built in range above; checking costs a pass over every edge
+        )
+        return coo.coalesce().to_sparse_csr()
 
 
 class _SymmetricSparseMatmul(torch.autograd.Function):

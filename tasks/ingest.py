@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 
 from tasks.contracts import SOURCES, SourceContract
-from tasks.db import replace_partition, transaction
+from tasks.db import replace_partition, sql_text, transaction
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,41 @@ def discover_files(landing: Path, source: str, ds: date) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
 
 
+def landed_days(landing: Path, until: date) -> list[date]:
+    """Every day up to ``until`` with a partition folder in any source, oldest first."""
+    days = set()
+    for source in SOURCES:
+        for folder in (landing / source).glob("ds=*"):
+            try:
+                day = date.fromisoformat(folder.name.removeprefix("ds="))
+            except ValueError:
+                continue
+            if folder.is_dir() and day <= until:
+                days.add(day)
+    return sorted(days)
+
+
+def landed_fingerprint(landing: Path, ds: date) -> set[tuple[str, str, str]]:
+    """``(source, path, sha256)`` of every file landed for ``ds``: equal fingerprints mean nothing to re-ingest."""
+    return {
+        (source, path.relative_to(landing).as_posix(), sha256_of(path))
+        for source in SOURCES
+        for path in discover_files(landing, source, ds)
+    }
+
+
+def days_to_ingest(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) -> list[date]:
+    """``ds`` itself plus every earlier landed day whose files differ from what was last ingested for it.
+
+    This is how a daily run catches up on a fresh warehouse, a missed day or a late-arriving file.
+    """
+    recorded: dict[date, set[tuple[str, str, str]]] = {}
+    for day, source, path, digest in con.execute(sql_text("ops/ingested_fingerprints"), {"ds": ds}).fetchall():
+        recorded.setdefault(day, set()).add((source, path, digest))
+    stale = [day for day in landed_days(landing, ds) if day < ds and landed_fingerprint(landing, day) != recorded.get(day, set())]
+    return [*stale, ds]
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -73,23 +108,27 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_landed_file(path: Path) -> tuple[pl.DataFrame, int]:
-    """Read a landed file with every column as text; return it with the line/row number of its first data row."""
+def read_landed_file(path: Path) -> tuple[pl.DataFrame, pl.Series]:
+    """Read a landed file with every column as text; return it with each row's line (CSV, JSONL) or row number
+    (Parquet), 1-based, as an operator would find it in the file."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        # Line 1 is the header, so data row k (0-based) is on line k + 2.
-        return pl.read_csv(path, infer_schema=False), 2
+        frame = pl.read_csv(path, infer_schema=False)
+        # Line 1 is the header; a quoted value spanning lines pushes every later row down by its line breaks.
+        breaks = pl.sum_horizontal(pl.col(c).str.count_matches("\n").fill_null(0) for c in frame.columns)
+        lines = frame.select((pl.int_range(pl.len(), dtype=pl.Int64) + 2 + breaks.cum_sum().shift(1, fill_value=0)))
+        return frame, lines.to_series()
     if suffix == ".parquet":
-        frame = pl.read_parquet(path)
-        return frame.with_columns(pl.all().cast(pl.String)), 1
-    if suffix == ".jsonl":
-        frame = pl.read_ndjson(path, infer_schema_length=None)
-        return frame.with_columns(pl.all().cast(pl.String)), 1
-    raise ValueError(f"unsupported file type {suffix!r}; expected one of {', '.join(sorted(READERS))}")
+        frame = pl.read_parquet(path).with_columns(pl.all().cast(pl.String))
+    elif suffix == ".jsonl":
+        frame = pl.read_ndjson(path, infer_schema_length=None).with_columns(pl.all().cast(pl.String))
+    else:
+        raise ValueError(f"unsupported file type {suffix!r}; expected one of {', '.join(sorted(READERS))}")
+    return frame, pl.Series(range(1, frame.height + 1), dtype=pl.Int64)
 
 
 def to_raw_rows(
-    frame: pl.DataFrame, contract: SourceContract, ds: date, source_file: str, first_line: int
+    frame: pl.DataFrame, contract: SourceContract, ds: date, source_file: str, lines: pl.Series
 ) -> tuple[pl.DataFrame, tuple[str, ...], tuple[str, ...]]:
     """Shape a landed frame into the raw table's columns; return it with the missing and extra column names.
 
@@ -103,7 +142,7 @@ def to_raw_rows(
     rows = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in missing).select(
         pl.lit(ds, pl.Date).alias("ds"),
         pl.lit(source_file).alias("source_file"),
-        (pl.int_range(pl.len(), dtype=pl.Int64) + first_line).alias("source_line"),
+        pl.lit(lines.cast(pl.Int64)).alias("source_line"),
         *contract.columns,
     )
     return rows, tuple(c for c in missing if c in contract.required), extra
@@ -120,8 +159,8 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) ->
             relative = path.relative_to(landing).as_posix()
             size, digest = path.stat().st_size, sha256_of(path)
             try:
-                frame, first_line = read_landed_file(path)
-                rows, missing, extra = to_raw_rows(frame, contract, ds, relative, first_line)
+                frame, lines = read_landed_file(path)
+                rows, missing, extra = to_raw_rows(frame, contract, ds, relative, lines)
             except Exception as error:  # noqa: BLE001 - any unreadable file is recorded with its reason, not raised
                 reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
                 log.warning("cannot read %s: %s", relative, reason)

@@ -1,7 +1,7 @@
 -- every distinct (user, item) interaction up to $ds as dense indices, with the day it was first seen and the
 -- latest explicit rating (null when the source gave none)
 with events as (
-    select user_id, item_id, ds, rating, ts from clean.interactions where ds <= $ds
+    select user_id, item_id, ds, rating, ts, source_file, source_line from clean.interactions where ds <= $ds
 ),
 
 pairs as (

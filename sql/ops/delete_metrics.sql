@@ -1,0 +1,1 @@
+delete from ops.metrics where run_id = $run_id;

@@ -1,0 +1,2 @@
+insert or replace into ops.runs (run_id, flow, ds, model, params, status, message, started_at, finished_at)
+values ($run_id, $flow, $ds, $model, $params, 'running', null, $started_at, null);

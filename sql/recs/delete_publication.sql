@@ -1,0 +1,1 @@
+delete from recs.publications where ds = $ds and model = $model;

@@ -1,0 +1,1 @@
+delete from recs.topk where ds = $ds and model = $model;

@@ -1,0 +1,113 @@
+"""The daily pipeline's steps as plain functions over paths: each opens the warehouse, does one thing, and
+returns a small summary. The Prefect flow wraps each in a task; tests and benchmarks call them directly."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.registry import ModelHyperparameters, build_model
+from tasks.db import connect
+from tasks.evaluate import evaluate_holdout, exclusion_sets
+from tasks.graph import CatalogSizes, assign_ids, catalog_sizes, load_graph, load_holdout, unavailable_items
+from tasks.ingest import IngestReport, days_to_ingest, ingest_partition
+from tasks.publish import PublishSummary, publish_topk
+from tasks.ranking import rank_top_k
+from tasks.runs import record_metrics
+from tasks.train import TrainingConfig, TrainingReport, fit, load_checkpoint, save_checkpoint
+from tasks.validate import SourceValidation, validate_partition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """Which model to train and how: everything that decides the weights besides the data."""
+
+    name: str
+    hyperparameters: ModelHyperparameters
+    training: TrainingConfig
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A reference to trained weights: the checkpoint file and the cut-off of the data they saw."""
+
+    checkpoint: Path
+    as_of: date
+    report: TrainingReport
+
+
+def pending_days(db: Path, landing: Path, ds: date) -> list[date]:
+    with connect(db) as con:
+        return days_to_ingest(con, landing, ds)
+
+
+def ingest(db: Path, landing: Path, ds: date) -> IngestReport:
+    with connect(db) as con:
+        return ingest_partition(con, landing, ds)
+
+
+def validate(db: Path, ds: date) -> list[SourceValidation]:
+    with connect(db) as con:
+        return validate_partition(con, ds)
+
+
+def build_graph(db: Path, ds: date) -> CatalogSizes:
+    with connect(db) as con:
+        return assign_ids(con, ds)
+
+
+def train(
+    db: Path, ds: date, as_of: date, recipe: ModelRecipe, checkpoint: Path, device: torch.device,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> TrainedModel:
+    """Train ``recipe`` on the graph as of ``as_of`` (indexed in ``ds``'s catalog) and save the weights."""
+    with connect(db) as con:
+        graph = load_graph(con, catalog_sizes(con, ds), as_of)
+    model, report = fit(recipe.name, graph, recipe.hyperparameters, recipe.training, device, on_epoch)
+    save_checkpoint(checkpoint, model, recipe.name, {"as_of": as_of.isoformat(), "ds": ds.isoformat()})
+    return TrainedModel(checkpoint, as_of, report)
+
+
+def _restore(con, ds: date, trained: TrainedModel, recipe: ModelRecipe, device: torch.device):
+    graph = load_graph(con, catalog_sizes(con, ds), trained.as_of)
+    model = build_model(recipe.name, graph, recipe.hyperparameters, device)
+    load_checkpoint(trained.checkpoint, model, device)
+    return graph, model
+
+
+def evaluate(
+    db: Path, ds: date, eval_days: int, trained: TrainedModel, recipe: ModelRecipe, run_id: str, device: torch.device
+) -> dict[tuple[str, int], float]:
+    """Score the model trained up to the holdout cut-off on the held-out days; record the metrics for ``run_id``."""
+    with connect(db) as con:
+        holdout = load_holdout(con, ds, eval_days)
+        graph, model = _restore(con, ds, trained, recipe, device)
+        with torch.no_grad():
+            scorer = model.scorer()
+        metrics = evaluate_holdout(scorer, graph, holdout, unavailable_items(con, holdout.cutoff, ds), device)
+        record_metrics(con, run_id, metrics)
+    return metrics
+
+
+def publish(
+    db: Path, ds: date, trained: TrainedModel, recipe: ModelRecipe, top_k: int, run_id: str, device: torch.device
+) -> PublishSummary:
+    """Rank the catalog for every user with an interaction up to ``ds`` and publish their top ``top_k``."""
+    with connect(db) as con:
+        graph, model = _restore(con, ds, trained, recipe, device)
+        # Users and seen items come from everything up to ds, even when the weights stopped at an earlier cut-off.
+        seen = graph if trained.as_of == ds else load_graph(con, catalog_sizes(con, ds), ds)
+        users = np.unique(seen.train_users)
+        exclude = exclusion_sets(seen, users, unavailable_items(con, trained.as_of, ds))
+        with torch.no_grad():
+            scorer = model.scorer()
+        top = rank_top_k(scorer, users, graph.num_items, top_k, exclude, device=device)
+        return publish_topk(con, ds, recipe.name, run_id, top, datetime.now(timezone.utc).replace(tzinfo=None))
