@@ -1,0 +1,143 @@
+"""``gnnrec``: the command line. Every option is checked here, at the edge; a wrong value is one line on stderr
+and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any, NoReturn, get_args
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid date {text!r}: expected YYYY-MM-DD") from None
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in {"true", "yes", "1"}:
+        return True
+    if lowered in {"false", "no", "0"}:
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}: expected true or false")
+
+
+def _add_daily_options(parser: argparse.ArgumentParser) -> None:
+    """One option per field of :class:`DailyParams`, with its description as help, so none is ever missing."""
+    from flows.params import DailyParams
+    from models.registry import MODELS
+
+    for name, field in DailyParams.model_fields.items():
+        option = "--" + name.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": name, "help": f"{field.description} (default: {field.default})"}
+        annotation = field.annotation
+        if name == "ds":
+            kwargs["type"] = _iso_date
+        elif name == "model":
+            kwargs["choices"] = list(MODELS)
+        elif annotation is bool:
+            kwargs["type"] = _bool
+        elif annotation in (int, float):
+            kwargs["type"] = annotation
+        elif annotation is Path:
+            kwargs["type"] = Path
+        elif get_args(annotation):
+            kwargs["choices"] = list(get_args(annotation))
+        parser.add_argument(option, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gnnrec", description="Batch GNN recommendations: landing files in, per-user top-K out.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run the daily flow for one day", description="Run the daily flow: "
+                              "ingest, validate, build graph, train, evaluate, publish.")
+    _add_daily_options(run)
+
+    demo = commands.add_parser("demo-data", help="write a synthetic landing folder with planted structure")
+    demo.add_argument("--out", type=Path, default=Path("landing"), help="landing folder to write (default: landing)")
+    demo.add_argument("--start", type=_iso_date, default=date(2026, 1, 1), help="first day (default: 2026-01-01)")
+    demo.add_argument("--days", type=int, default=14, help="number of days (default: 14)")
+    demo.add_argument("--users", type=int, default=2000, help="number of users (default: 2000)")
+    demo.add_argument("--items", type=int, default=1000, help="number of items (default: 1000)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
+
+    query = commands.add_parser("query", help="run a SQL file read-only against the warehouse and print the result")
+    query.add_argument("sql_file", type=Path, help="a .sql file, e.g. sql/analyst/user_recommendations.sql")
+    query.add_argument("--db", type=Path, default=Path("data/gnnrec.duckdb"), help="DuckDB file (default: data/gnnrec.duckdb)")
+    return parser
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pydantic import ValidationError
+
+    from flows.params import DailyParams
+
+    given = {k: v for k, v in vars(args).items() if k in DailyParams.model_fields and v is not None}
+    try:
+        params = DailyParams(**given)
+    except ValidationError as error:
+        first = error.errors()[0]
+        parser.error(f"--{'-'.join(str(p) for p in first['loc']).replace('_', '-')}: {first['msg']}")
+    if not params.landing.is_dir():
+        parser.error(f"--landing: folder {params.landing} does not exist")
+
+    from flows.daily import daily_recommendations
+    from flows.report import describe_result
+
+    result = daily_recommendations(params)
+    print(describe_result(result))
+    return 0
+
+
+def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tasks.demo import generate_demo_world
+
+    try:
+        summary = generate_demo_world(args.out, start=args.start, days=args.days, users=args.users, items=args.items, seed=args.seed)
+    except ValueError as error:
+        parser.error(str(error))
+    rows = ", ".join(f"{n:,} {source}" for source, n in summary.rows.items())
+    print(f"demo world: {summary.num_users:,} users, {summary.num_items:,} items, {len(summary.days)} days "
+          f"({summary.days[0]} .. {summary.days[-1]}) -> {args.out}/  [{rows}]")
+    return 0
+
+
+def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import duckdb
+
+    if not args.sql_file.is_file():
+        parser.error(f"no SQL file {args.sql_file}")
+    if not args.db.is_file():
+        parser.error(f"--db: no warehouse at {args.db}; run `gnnrec run` first")
+    with duckdb.connect(str(args.db), read_only=True) as con:
+        text = args.sql_file.read_text(encoding="utf-8")
+        print(f"-- {args.sql_file}\n{text.strip()}\n")
+        con.sql(text).show(max_width=160)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from flows.settings import configure_prefect_environment
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_prefect_environment(Path.cwd())
+    handlers = {"run": _run, "demo-data": _demo, "query": _query}
+    subparser = parser._subparsers._group_actions[0].choices[args.command]  # noqa: SLF001 - for its error()
+    return handlers[args.command](args, subparser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

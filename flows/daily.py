@@ -1,0 +1,168 @@
+"""The daily flow: ingest -> validate -> build graph -> train -> evaluate -> (retrain) -> publish.
+
+A thin Prefect shell: each task wraps one plain step from :mod:`tasks.steps`, adding a name, retries for
+transient I/O only, and a log line. Parameters are resolved once here and passed down explicitly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import duckdb
+import torch
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from flows.params import DailyParams
+from tasks import steps
+from tasks.db import connect
+from tasks.graph import CatalogSizes, holdout_cutoff
+from tasks.ingest import IngestReport
+from tasks.publish import PublishSummary
+from tasks.runs import finish_run, start_run
+from tasks.validate import SourceValidation
+
+FLOW_NAME = "daily-recommendations"
+
+
+def retry_on_transient(task, task_run, state) -> bool:
+    """Retry file-system and database-lock errors; a data or code error fails at once."""
+    try:
+        state.result()
+    except (OSError, duckdb.IOException, duckdb.TransactionException):
+        return True
+    except Exception:  # noqa: BLE001 - anything else is not worth a retry
+        return False
+    return False
+
+
+io_task = task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_transient, cache_policy=NO_CACHE)
+
+
+@io_task(name="find_pending_days")
+def find_pending_days(db: Path, landing: Path, ds: date) -> list[date]:
+    days = steps.pending_days(db, landing, ds)
+    if len(days) > 1:
+        get_run_logger().info("catching up on %d earlier days with new or changed files", len(days) - 1)
+    return days
+
+
+@io_task(name="ingest_partition")
+def ingest_partition(db: Path, landing: Path, ds: date) -> IngestReport:
+    report = steps.ingest(db, landing, ds)
+    get_run_logger().info("ingested %d files for %s", len(report.files), ds)
+    return report
+
+
+@io_task(name="validate_partition")
+def validate_partition(db: Path, ds: date) -> list[SourceValidation]:
+    summaries = steps.validate(db, ds)
+    for s in summaries:
+        get_run_logger().info("%s: %d read, %d clean, %d quarantined", s.source, s.rows_read, s.rows_loaded, s.rows_quarantined)
+    return summaries
+
+
+@io_task(name="build_graph")
+def build_graph(db: Path, ds: date) -> CatalogSizes:
+    sizes = steps.build_graph(db, ds)
+    get_run_logger().info("catalog as of %s: %s", ds, sizes)
+    return sizes
+
+
+@task(name="train_model", cache_policy=NO_CACHE, timeout_seconds=6 * 3600)
+def train_model(
+    db: Path, ds: date, as_of: date, recipe: steps.ModelRecipe, checkpoint: Path, device: str
+) -> steps.TrainedModel:
+    logger = get_run_logger()
+    trained = steps.train(
+        db, ds, as_of, recipe, checkpoint, torch.device(device),
+        on_epoch=lambda epoch, loss: logger.info("epoch %d loss %.5f", epoch, loss),
+    )
+    logger.info("trained %s on data up to %s in %.1fs", recipe.name, as_of, trained.report.seconds)
+    return trained
+
+
+@task(name="evaluate_model", cache_policy=NO_CACHE, timeout_seconds=3600)
+def evaluate_model(
+    db: Path, ds: date, eval_days: int, trained: steps.TrainedModel, recipe: steps.ModelRecipe, run_id: str, device: str
+) -> dict[tuple[str, int], float]:
+    metrics = steps.evaluate(db, ds, eval_days, trained, recipe, run_id, torch.device(device))
+    get_run_logger().info("holdout recall@20 %.4f ndcg@20 %.4f", metrics.get(("recall", 20), 0.0), metrics.get(("ndcg", 20), 0.0))
+    return metrics
+
+
+@io_task(name="publish_topk", timeout_seconds=3600)
+def publish_topk(
+    db: Path, ds: date, trained: steps.TrainedModel, recipe: steps.ModelRecipe, top_k: int, run_id: str, device: str
+) -> PublishSummary:
+    summary = steps.publish(db, ds, trained, recipe, top_k, run_id, torch.device(device))
+    get_run_logger().info("published %d rows for %d users", summary.rows, summary.users)
+    return summary
+
+
+@dataclass(frozen=True)
+class DailyResult:
+    run_id: str
+    ds: date
+    model: str
+    db: Path
+    validation: list[SourceValidation]
+    metrics: dict[tuple[str, int], float] = field(default_factory=dict)
+    published: PublishSummary | None = None
+
+
+def resolve_ds(requested: date | None) -> date:
+    """The day to process: as asked, else the day the run was scheduled for (a late run keeps its day)."""
+    if requested is not None:
+        return requested
+    scheduled = flow_run.scheduled_start_time
+    return scheduled.date() if scheduled is not None else datetime.now(timezone.utc).date()
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA device")
+    return requested
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@flow(name=FLOW_NAME, log_prints=False)
+def daily_recommendations(params: DailyParams = DailyParams()) -> DailyResult:
+    """Process one day of landed data into published per-user top-K recommendations."""
+    ds = resolve_ds(params.ds)
+    device = resolve_device(params.device)
+    run_id = uuid.uuid4().hex
+    recipe = params.recipe()
+    checkpoints = params.db.parent / "checkpoints" / run_id
+    with connect(params.db) as con:
+        start_run(con, run_id, FLOW_NAME, ds, params.model, params.model_dump(mode="json") | {"ds": ds.isoformat()}, _now())
+    try:
+        for day in find_pending_days(params.db, params.landing, ds):
+            ingest_partition(params.db, params.landing, day)
+            validation = validate_partition(params.db, day)
+        build_graph(params.db, ds)
+        metrics: dict[tuple[str, int], float] = {}
+        trained = None
+        if params.eval_days > 0:
+            cutoff = holdout_cutoff(ds, params.eval_days)
+            trained = train_model(params.db, ds, cutoff, recipe, checkpoints / "holdout.pt", device)
+            metrics = evaluate_model(params.db, ds, params.eval_days, trained, recipe, run_id, device)
+        if trained is None or params.retrain:
+            trained = train_model(params.db, ds, ds, recipe, checkpoints / "final.pt", device)
+        published = publish_topk(params.db, ds, trained, recipe, params.top_k, run_id, device)
+    except BaseException as error:
+        with connect(params.db) as con:
+            finish_run(con, run_id, "failed", _now(), f"{type(error).__name__}: {error}")
+        raise
+    with connect(params.db) as con:
+        finish_run(con, run_id, "completed", _now())
+    return DailyResult(run_id, ds, params.model, params.db, validation, metrics, published)
