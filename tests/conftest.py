@@ -1,0 +1,40 @@
+"""Shared fixtures: a quiet, offline Prefect, and small planted demo worlds."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from flows.settings import configure_prefect_environment
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+configure_prefect_environment(PROJECT_DIR)
+
+DEMO_START = date(2026, 1, 1)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One throw-away Prefect API for the whole session (starting one costs ~10 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def planted_world(tmp_path_factory) -> tuple[Path, Path, date]:
+    """A 10-day planted world, ingested and validated day by day: (landing, db, last day)."""
+    from tasks import steps
+    from tasks.demo import generate_demo_world
+
+    root = tmp_path_factory.mktemp("planted")
+    landing, db = root / "landing", root / "gnnrec.duckdb"
+    summary = generate_demo_world(landing, start=DEMO_START, days=10, users=1200, items=600, seed=11)
+    for day in summary.days:
+        steps.ingest(db, landing, day)
+        steps.validate(db, day)
+    steps.build_graph(db, summary.days[-1])
+    return landing, db, summary.days[-1]
