@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the daily flow for one day", description="Run the daily flow: "
                               "ingest, validate, build graph, train, evaluate, publish.")
     _add_daily_options(run)
+    run.set_defaults(handler=_run, parser=run)
 
     demo = commands.add_parser("demo-data", help="write a synthetic landing folder with planted structure")
     demo.add_argument("--out", type=Path, default=Path("landing"), help="landing folder to write (default: landing)")
@@ -72,10 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--users", type=int, default=2000, help="number of users (default: 2000)")
     demo.add_argument("--items", type=int, default=1000, help="number of items (default: 1000)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
+    demo.set_defaults(handler=_demo, parser=demo)
 
     query = commands.add_parser("query", help="run a SQL file read-only against the warehouse and print the result")
     query.add_argument("sql_file", type=Path, help="a .sql file, e.g. sql/analyst/user_recommendations.sql")
     query.add_argument("--db", type=Path, default=Path("data/gnnrec.duckdb"), help="DuckDB file (default: data/gnnrec.duckdb)")
+    query.set_defaults(handler=_query, parser=query)
     return parser
 
 
@@ -134,9 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_prefect_environment(Path.cwd())
-    handlers = {"run": _run, "demo-data": _demo, "query": _query}
-    subparser = parser._subparsers._group_actions[0].choices[args.command]  # noqa: SLF001 - for its error()
-    return handlers[args.command](args, subparser)
+    return args.handler(args, args.parser)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,7 @@ class DailyResult:
     ds: date
     model: str
     db: Path
+    days_ingested: list[date]
     validation: list[SourceValidation]
     metrics: dict[tuple[str, int], float] = field(default_factory=dict)
     published: PublishSummary | None = None
@@ -146,7 +147,8 @@ def daily_recommendations(params: DailyParams = DailyParams()) -> DailyResult:
     with connect(params.db) as con:
         start_run(con, run_id, FLOW_NAME, ds, params.model, params.model_dump(mode="json") | {"ds": ds.isoformat()}, _now())
     try:
-        for day in find_pending_days(params.db, params.landing, ds):
+        days_ingested = find_pending_days(params.db, params.landing, ds)
+        for day in days_ingested:
             ingest_partition(params.db, params.landing, day)
             validation = validate_partition(params.db, day)
         build_graph(params.db, ds)
@@ -165,4 +167,4 @@ def daily_recommendations(params: DailyParams = DailyParams()) -> DailyResult:
         raise
     with connect(params.db) as con:
         finish_run(con, run_id, "completed", _now())
-    return DailyResult(run_id, ds, params.model, params.db, validation, metrics, published)
+    return DailyResult(run_id, ds, params.model, params.db, days_ingested, validation, metrics, published)

@@ -7,6 +7,10 @@ from flows.daily import DailyResult
 
 def describe_result(result: DailyResult) -> str:
     lines = [f"gnnrec run {result.run_id}: {result.model} for {result.ds} completed"]
+    caught_up = [d for d in result.days_ingested if d != result.ds]
+    if caught_up:
+        lines.append(f"  also ingested {len(caught_up)} earlier day(s) with new or changed files: {caught_up[0]} .. {caught_up[-1]}")
+    lines.append(f"  validation of {result.ds}:")
     for v in result.validation:
         if v.rows_read:
             note = f", quarantined {v.rows_quarantined:,} {v.rule_counts}" if v.rows_quarantined else ""
