@@ -79,7 +79,27 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql_file", type=Path, help="a .sql file, e.g. sql/analyst/user_recommendations.sql")
     query.add_argument("--db", type=Path, default=Path("data/gnnrec.duckdb"), help="DuckDB file (default: data/gnnrec.duckdb)")
     query.set_defaults(handler=_query, parser=query)
+
+    _add_import_command(commands)
     return parser
+
+
+def _add_import_command(commands) -> None:
+    from tasks.importers import DEFAULT_SEED, IMPORTERS
+
+    formats = "".join(f"\n  {name:<14} {importer.description}" for name, importer in IMPORTERS.items())
+    imports = commands.add_parser(
+        "import", help="convert a published dataset (Gowalla, MovieLens, Ciao, Last.FM, ...) into landing files",
+        description="Convert a published dataset into landing partitions, its train/test split laid out as days."
+        f"\n\nformats:{formats}", formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    imports.add_argument("format", choices=list(IMPORTERS), help="the dataset's published format")
+    imports.add_argument("source", type=Path, help="the dataset's folder, e.g. ../shared/data/gowalla")
+    imports.add_argument("--landing", type=Path, required=True, help="landing folder to write into")
+    imports.add_argument("--day", type=_iso_date, help="D, the test day of a split (default: per format, see README)")
+    imports.add_argument("--split", help="a split protocol of the format (default: its own layout, see README)")
+    imports.add_argument("--seed", type=int, help=f"seed of a random split (default: {DEFAULT_SEED})")
+    imports.set_defaults(handler=_import, parser=imports)
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -128,6 +148,22 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         text = args.sql_file.read_text(encoding="utf-8")
         print(f"-- {args.sql_file}\n{text.strip()}\n")
         con.sql(text).show(max_width=160)
+    return 0
+
+
+def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tasks.importers import DatasetFormatError, ImportOptionError, import_dataset
+
+    if args.landing.exists() and not args.landing.is_dir():
+        parser.error(f"--landing: {args.landing} is not a folder")
+    try:
+        summary = import_dataset(args.format, args.source, args.landing, day=args.day, split=args.split, seed=args.seed)
+    except (DatasetFormatError, ImportOptionError) as error:
+        parser.error(str(error))
+    rows = ", ".join(f"{n:,} {source}" for source, n in summary.rows.items())
+    days = f"{summary.days[0]}" if len(summary.days) == 1 else f"{summary.days[0]} .. {summary.days[-1]}"
+    print(f"imported {args.format} {args.source} -> {args.landing}/: {rows}; {len(summary.days)} "
+          f"day{'s' if len(summary.days) != 1 else ''} ({days})")
     return 0
 
 
