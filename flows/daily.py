@@ -80,7 +80,7 @@ def train_model(
     logger = get_run_logger()
     trained = steps.train(
         db, ds, as_of, recipe, checkpoint, torch.device(device),
-        on_epoch=lambda epoch, loss: logger.info("epoch %d loss %.5f", epoch, loss),
+        on_epoch=lambda epoch, loss, _model: logger.info("epoch %d loss %.5f", epoch, loss),
     )
     logger.info("trained %s on data up to %s in %.1fs", recipe.name, as_of, trained.report.seconds)
     return trained

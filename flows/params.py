@@ -27,6 +27,11 @@ class DailyParams(BaseModel):
     batch_size: int = Field(2048, ge=1, description="BPR triples per training step")
     learning_rate: float = Field(0.005, gt=0, description="Adam learning rate")
     l2: float = Field(1e-4, ge=0, description="L2 penalty on the batch's ego embeddings")
+    sampling: Literal["pair", "user"] = Field(
+        "pair", description="what an epoch visits: every training pair once, or uniformly drawn users"
+    )
+    lr_decay: float = Field(1.0, gt=0, le=1, description="learning-rate factor applied after each epoch")
+    lr_decay_start: int = Field(0, ge=0, description="first epoch after which lr_decay applies")
     eval_days: int = Field(1, ge=0, description="trailing days held out for evaluation (0: skip evaluation)")
     retrain: bool = Field(True, description="after evaluating, retrain on all data up to ds before publishing")
     seed: int = Field(2026, description="random seed (runs are deterministic on CPU)")
@@ -45,5 +50,8 @@ class DailyParams(BaseModel):
         return ModelRecipe(
             name=self.model,
             hyperparameters=ModelHyperparameters(self.embedding_dim, self.num_layers, self.l2),
-            training=TrainingConfig(self.epochs, self.batch_size, self.learning_rate, self.seed),
+            training=TrainingConfig(
+                self.epochs, self.batch_size, self.learning_rate, self.seed, self.sampling, self.lr_decay,
+                self.lr_decay_start,
+            ),
         )

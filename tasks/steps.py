@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.base import Recommender
 from models.registry import ModelHyperparameters, build_model
 from tasks.db import connect
 from tasks.evaluate import evaluate_holdout, exclusion_sets
@@ -66,7 +67,7 @@ def build_graph(db: Path, ds: date) -> CatalogSizes:
 
 def train(
     db: Path, ds: date, as_of: date, recipe: ModelRecipe, checkpoint: Path, device: torch.device,
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_epoch: Callable[[int, float, Recommender], None] | None = None,
 ) -> TrainedModel:
     """Train ``recipe`` on the graph as of ``as_of`` (indexed in ``ds``'s catalog) and save the weights."""
     with connect(db) as con:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -20,10 +21,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainingConfig:
+    """How to fit a model.
+
+    ``sampling`` picks what one epoch visits: every training pair once (``pair``), or as many (user, random
+    positive) draws with users drawn uniformly (``user``), as the LightGCN authors' code does. The learning rate is
+    multiplied by ``lr_decay`` after every epoch from ``lr_decay_start`` on: large early steps for speed, small late
+    ones to settle in a minimum instead of rattling around it.
+    """
+
     epochs: int
     batch_size: int
     learning_rate: float
     seed: int
+    sampling: Literal["pair", "user"] = "pair"
+    lr_decay: float = 1.0
+    lr_decay_start: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,23 @@ class NegativeSampler:
         return negatives
 
 
+def epoch_pairs(
+    users: np.ndarray, items: np.ndarray, num_users: int, sampling: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (user, positive item) pairs of one epoch, in visiting order; always ``len(users)`` of them."""
+    if sampling == "pair":
+        order = rng.permutation(len(users))
+        return users[order], items[order]
+    # User-uniform: light users weigh as much as heavy ones, which is what a per-user average metric rewards.
+    by_user = np.argsort(users, kind="stable")
+    degree = np.bincount(users, minlength=num_users)
+    starts = np.concatenate([[0], np.cumsum(degree)[:-1]])
+    active = np.flatnonzero(degree)
+    drawn = active[rng.integers(0, len(active), size=len(users))]
+    offsets = (rng.random(len(users)) * degree[drawn]).astype(np.int64)
+    return drawn, items[by_user[starts[drawn] + offsets]]
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
@@ -76,7 +105,7 @@ def fit(
     hyperparameters: ModelHyperparameters,
     config: TrainingConfig,
     device: torch.device,
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_epoch: Callable[[int, float, Recommender], None] | None = None,
 ) -> tuple[Recommender, TrainingReport]:
     """Build the named model for ``graph`` and train it; the same inputs and seed give the same model on CPU."""
     seed_everything(config.seed)
@@ -109,26 +138,31 @@ def train(
     graph: GraphData,
     config: TrainingConfig,
     device: torch.device,
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_epoch: Callable[[int, float, Recommender], None] | None = None,
 ) -> TrainingReport:
-    """Mini-batch BPR: each epoch visits every training pair once, with one sampled negative each."""
+    """Mini-batch BPR: each epoch draws ``len(train pairs)`` positives (see :class:`TrainingConfig`), one sampled
+    negative each."""
     started = time.perf_counter()
     if not is_trainable(model) or len(graph.train_users) == 0:
         return TrainingReport([], time.perf_counter() - started)
     rng = np.random.default_rng(config.seed)
     sampler = NegativeSampler(graph.train_users, graph.train_items, graph.num_items, rng)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda epoch: config.lr_decay ** max(0, epoch - config.lr_decay_start + 1)
+    )
     losses: list[float] = []
     model.train()
     for epoch in range(config.epochs):
-        order = rng.permutation(len(graph.train_users))
+        epoch_users, epoch_items = epoch_pairs(
+            graph.train_users, graph.train_items, graph.num_users, config.sampling, rng
+        )
         total, batches = 0.0, 0
-        for start in range(0, len(order), config.batch_size):
-            chosen = order[start : start + config.batch_size]
-            users = graph.train_users[chosen]
+        for start in range(0, len(epoch_users), config.batch_size):
+            users = epoch_users[start : start + config.batch_size]
             batch = TrainingBatch(
                 users=torch.from_numpy(users).to(device),
-                pos_items=torch.from_numpy(graph.train_items[chosen]).to(device),
+                pos_items=torch.from_numpy(epoch_items[start : start + config.batch_size]).to(device),
                 neg_items=torch.from_numpy(sampler.sample(users)).to(device),
             )
             optimizer.zero_grad(set_to_none=True)
@@ -137,10 +171,11 @@ def train(
             optimizer.step()
             total += loss.item()
             batches += 1
+        schedule.step()
         losses.append(total / batches)
         log.info("epoch %d/%d loss %.5f", epoch + 1, config.epochs, losses[-1])
         if on_epoch is not None:
-            on_epoch(epoch + 1, losses[-1])
+            on_epoch(epoch + 1, losses[-1], model)
     model.eval()
     return TrainingReport(losses, time.perf_counter() - started)
 
