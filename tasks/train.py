@@ -90,6 +90,11 @@ def epoch_pairs(
     return drawn, items[by_user[starts[drawn] + offsets]]
 
 
+def learning_rate_factor(config: TrainingConfig, epochs_done: int) -> float:
+    """The factor on the base learning rate for the epoch after ``epochs_done`` epochs."""
+    return config.lr_decay ** max(0, epochs_done - config.lr_decay_start + 1)
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
@@ -148,9 +153,7 @@ def train(
     rng = np.random.default_rng(config.seed)
     sampler = NegativeSampler(graph.train_users, graph.train_items, graph.num_items, rng)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda epoch: config.lr_decay ** max(0, epoch - config.lr_decay_start + 1)
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: learning_rate_factor(config, done))
     losses: list[float] = []
     model.train()
     for epoch in range(config.epochs):
