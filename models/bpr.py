@@ -15,11 +15,17 @@ def bpr_loss(
 ) -> torch.Tensor:
     """``mean(-ln sigma(y_ui - y_uj)) + l2/2 * sum ||ego||^2 / batch`` (Rendle et al., UAI 2009, eq. 7).
 
-    The penalty is on the *ego* (layer-0) embeddings of the batch only, as in the LightGCN paper (eq. 15), so its
-    strength does not depend on how many layers propagate them.
+    ``neg_vectors`` is ``B x d`` (one negative per positive) or ``B x K x d`` (K negatives, the loss averaged over
+    them). The penalty is on the *ego* (layer-0) embeddings of the batch only, as in the LightGCN paper (eq. 15), so
+    its strength does not depend on how many layers propagate them; K negatives share one negative's penalty.
     """
-    pos_scores = (user_vectors * pos_vectors).sum(dim=1)
-    neg_scores = (user_vectors * neg_vectors).sum(dim=1)
+    batch = user_vectors.shape[0]
+    pos_scores = (user_vectors * pos_vectors).sum(dim=-1)
+    if neg_vectors.dim() == 3:
+        neg_scores = (user_vectors.unsqueeze(1) * neg_vectors).sum(dim=-1)
+        pos_scores = pos_scores.unsqueeze(1)
+    else:
+        neg_scores = (user_vectors * neg_vectors).sum(dim=-1)
     ranking = F.softplus(neg_scores - pos_scores).mean()
-    penalty = sum(vector.pow(2).sum() for vector in ego_vectors) / (2 * user_vectors.shape[0])
+    penalty = sum(vector.pow(2).sum(dim=-1).reshape(batch, -1).mean(dim=1).sum() for vector in ego_vectors) / (2 * batch)
     return ranking + l2 * penalty

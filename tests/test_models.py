@@ -101,3 +101,16 @@ def test_graph_and_mf_models_beat_popularity_on_planted_world(planted_world):
     assert pop > 0.03  # popularity itself is a real signal in this world
     assert mf > 1.2 * pop, (mf, pop)
     assert lightgcn > 1.5 * pop, (lightgcn, pop)
+
+
+def test_bpr_loss_with_several_negatives_averages_them():
+    from models.bpr import bpr_loss
+
+    user = torch.tensor([[1.0, 0.0]])
+    pos = torch.tensor([[2.0, 0.0]])
+    negs = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
+    # scores: pos 2, negs 0 and 1 -> mean(softplus(-2), softplus(-1)); no penalty with l2 = 0
+    expected = (torch.nn.functional.softplus(torch.tensor(-2.0)) + torch.nn.functional.softplus(torch.tensor(-1.0))) / 2
+    torch.testing.assert_close(bpr_loss(user, pos, negs, (user, pos, negs), l2=0.0), expected)
+    # penalty: (|u|^2 + |p|^2 + mean_k |n_k|^2) / (2 * batch) = (1 + 4 + 1) / 2 = 3
+    torch.testing.assert_close(bpr_loss(user, pos, negs, (user, pos, negs), l2=1.0) - expected, torch.tensor(3.0))

@@ -50,3 +50,15 @@ def test_learning_rate_decays_after_the_start_epoch():
     # epochs 1 and 2 at the base rate, then halved after each epoch
     assert [learning_rate_factor(config, done) for done in range(5)] == [1.0, 1.0, 0.5, 0.25, 0.125]
     assert learning_rate_factor(TrainingConfig(3, 1, 0.1, 0), 2) == 1.0
+
+
+def test_several_negatives_per_positive_come_as_a_matrix_of_true_negatives():
+    from tasks.train import negatives_for
+
+    sampler = NegativeSampler(USERS, ITEMS, 60, np.random.default_rng(2))
+    negatives = negatives_for(sampler, USERS, 4)
+    assert negatives.shape == (len(USERS), 4)
+    observed = set(zip(USERS.tolist(), ITEMS.tolist()))
+    for user, row in zip(USERS.tolist(), negatives.tolist()):
+        assert not any((user, item) in observed for item in row)
+    assert negatives_for(sampler, USERS, 1).shape == (len(USERS),)
