@@ -1,0 +1,101 @@
+"""Helpers shared by the benchmarks: timing, peak memory of an isolated run, and the results files.
+
+Benchmarks print their figures and write ``bench/results/<name>.json``; every target is a ratio to a floor that
+the same run measures, because this machine's timings move by 2-3x with its load.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+SHARED_DATA = BENCH_DIR.parent.parent / "shared" / "data"
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(fn: Callable[..., Any], args: tuple, queue) -> None:
+    torch.set_num_threads(torch.get_num_threads())
+    started = time.perf_counter()
+    result = fn(*args)
+    queue.put((result, time.perf_counter() - started, peak_rss_mib()))
+
+
+def run_isolated(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
+    """Run ``fn(*args)`` in a fresh process; return (its result, seconds, that process's peak RSS in MiB).
+
+    A fresh process is the only way to get a peak RSS that belongs to one measurement alone.
+    """
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(fn, args, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    if process.exitcode != 0:
+        raise RuntimeError(f"benchmark child exited with {process.exitcode}")
+    return result
+
+
+def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """(minimum, median) wall seconds of ``repeats`` calls: the minimum is the figure least hurt by noise."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times), statistics.median(times)
+
+
+def write_results(name: str, figures: dict[str, Any]) -> Path:
+    """Write ``bench/results/<name>.json`` with the machine, the command line that made it, and the figures."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    payload = {
+        "benchmark": name,
+        "command": "python " + " ".join(sys.argv),
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__},
+        "figures": figures,
+    }
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    width = max(len(label) for label, _ in rows)
+    print(title)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+
+
+def load_adjacency_lines(path: Path) -> tuple["np.ndarray", "np.ndarray"]:  # noqa: F821 - numpy imported lazily
+    """Read a LightGCN-format ``user item item ...`` file into (users, items) arrays of internal indices."""
+    import numpy as np
+
+    users, items = [], []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            row = np.array(parts, dtype=np.int64)
+            users.append(np.full(len(row) - 1, row[0]))
+            items.append(row[1:])
+    return np.concatenate(users), np.concatenate(items)
