@@ -1,12 +1,14 @@
 """Row contracts for the landing sources (pandera, polars backend).
 
 Every landed value arrives as text; the contracts say what the text must mean (an ID is not blank, a rating is a
-finite number in range, a timestamp parses) and :func:`typed` turns rows that passed into their clean types.
+finite number in range, a timestamp parses) and each source's ``typed_columns`` turn rows that passed into their
+clean types. Rules and types read a value the same way, without leading and trailing whitespace (:func:`stripped`).
 Rule names are what an operator reads in ``quarantine.<source>.rule``, so they are spelled out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandera.polars as pa
@@ -26,26 +28,94 @@ _TIMESTAMP_FORMATS = (
 _EPOCH_SECONDS = r"^\d{1,12}$"
 
 
-def parse_timestamp(column: str) -> pl.Expr:
-    """Parse a text column into a naive UTC datetime (microseconds); null where nothing matches."""
-    text = pl.col(column).str.strip_chars()
-    epoch = pl.when(text.str.contains(_EPOCH_SECONDS)).then(
-        pl.from_epoch(text.cast(pl.Int64, strict=False), time_unit="s").dt.replace_time_zone("UTC")
-    )
-    parsed = [text.str.to_datetime(format=f, strict=False, time_zone="UTC", time_unit="us") for f in _TIMESTAMP_FORMATS]
-    return pl.coalesce([epoch, *parsed]).dt.replace_time_zone(None)
+def _epoch_seconds(text: pl.Series) -> pl.Series:
+    epoch = text.str.contains(_EPOCH_SECONDS)
+    if not epoch.any():
+        return pl.repeat(None, len(text), dtype=pl.Datetime("us", "UTC"), eager=True)
+    return pl.select(
+        pl.when(epoch).then(pl.from_epoch(text.cast(pl.Int64, strict=False), time_unit="s").dt.replace_time_zone("UTC"))
+    ).to_series()
 
 
-def parse_number(column: str) -> pl.Expr:
-    return pl.col(column).str.strip_chars().cast(pl.Float64, strict=False)
+def _iso_format(spelling: str) -> Callable[[pl.Series], pl.Series]:
+    return lambda text: text.str.to_datetime(format=spelling, strict=False, time_zone="UTC", time_unit="us")
 
 
-def _not_blank(data: PolarsData) -> pl.LazyFrame:
-    return data.lazyframe.select(pl.col(data.key).str.strip_chars().str.len_chars() > 0)
+# Every accepted spelling as a parser from stripped text to a UTC datetime (null where it does not apply), in the
+# order they are tried: the first that gives a value wins. Epoch seconds come last because no value is both all
+# digits and ISO 8601, and the ISO spellings are by far the common ones.
+_TIMESTAMP_PARSERS = (*(_iso_format(spelling) for spelling in _TIMESTAMP_FORMATS), _epoch_seconds)
 
 
-def _timestamp_parses(data: PolarsData) -> pl.LazyFrame:
-    return data.lazyframe.select(pl.col(data.key).is_null() | parse_timestamp(data.key).is_not_null())
+def _parse_timestamps(text: pl.Series) -> pl.Series:
+    """The first of :data:`_TIMESTAMP_PARSERS` that parses each value, as a naive UTC datetime; null if none does.
+
+    Each parser sees only the values that every earlier one missed, so a column in the first spelling is parsed
+    once, not once per spelling.
+    """
+    parsed = pl.repeat(None, len(text), dtype=pl.Datetime("us", "UTC"), eager=True)
+    pending = text.is_not_null().arg_true()  # positions that no parser has read yet
+    for parse in _TIMESTAMP_PARSERS:
+        if pending.is_empty():
+            break
+        everything = len(pending) == len(text)
+        found = parse(text if everything else text.gather(pending))
+        hit = found.is_not_null()
+        if everything and hit.all():
+            parsed = found
+        else:
+            parsed = parsed.scatter(pending.filter(hit), found.filter(hit))
+        pending = pending.filter(hit.not_())
+    return parsed.dt.replace_time_zone(None).alias(text.name)
+
+
+def stripped(column: str) -> pl.Expr:
+    """A landed value as every rule and type reads it: without leading and trailing whitespace."""
+    return pl.col(column).str.strip_chars()
+
+
+def parse_timestamp(text: pl.Expr) -> pl.Expr:
+    """Parse stripped text into a naive UTC datetime (microseconds); null where nothing matches."""
+    return text.map_batches(_parse_timestamps, return_dtype=pl.Datetime("us"), is_elementwise=True)
+
+
+def parse_number(text: pl.Expr) -> pl.Expr:
+    return text.cast(pl.Float64, strict=False)
+
+
+# The row rules, by the name an operator reads in ``quarantine.<source>.rule``. Each maps a column's stripped text
+# to True where the value keeps the rule; the pandera checks below and :func:`keeps_every_rule` both use them.
+RATING_RULE = f"rating_number_in_{RATING_MIN:g}_{RATING_MAX:g}"
+
+
+def _not_blank(text: pl.Expr) -> pl.Expr:
+    return text.str.len_chars() > 0
+
+
+def _rating_in_range(text: pl.Expr) -> pl.Expr:
+    rating = parse_number(text)
+    return text.is_null() | (rating.is_not_nan() & rating.is_between(RATING_MIN, RATING_MAX)).fill_null(False)
+
+
+def _weight_positive(text: pl.Expr) -> pl.Expr:
+    weight = parse_number(text)
+    return text.is_null() | (weight.is_finite() & (weight > 0)).fill_null(False)
+
+
+def _timestamp_parses(text: pl.Expr) -> pl.Expr:
+    return text.is_null() | parse_timestamp(text).is_not_null()
+
+
+RULES: dict[str, Callable[[pl.Expr], pl.Expr]] = {
+    "not_blank": _not_blank,
+    RATING_RULE: _rating_in_range,
+    "weight_positive_number": _weight_positive,
+    "timestamp_parses": _timestamp_parses,
+}
+
+
+def _keeps(rule: str, data: PolarsData) -> pl.LazyFrame:
+    return data.lazyframe.select(RULES[rule](stripped(data.key)))
 
 
 class InteractionRow(pa.DataFrameModel):
@@ -59,18 +129,15 @@ class InteractionRow(pa.DataFrameModel):
 
     @pa.check("user_id", "item_id", "event", name="not_blank")
     def not_blank(cls, data: PolarsData) -> pl.LazyFrame:
-        return _not_blank(data)
+        return _keeps("not_blank", data)
 
-    @pa.check("rating", name=f"rating_number_in_{RATING_MIN:g}_{RATING_MAX:g}")
+    @pa.check("rating", name=RATING_RULE)
     def rating_in_range(cls, data: PolarsData) -> pl.LazyFrame:
-        rating = parse_number(data.key)
-        return data.lazyframe.select(
-            pl.col(data.key).is_null() | (rating.is_not_nan() & rating.is_between(RATING_MIN, RATING_MAX)).fill_null(False)
-        )
+        return _keeps(RATING_RULE, data)
 
     @pa.check("ts", name="timestamp_parses")
     def timestamp_parses(cls, data: PolarsData) -> pl.LazyFrame:
-        return _timestamp_parses(data)
+        return _keeps("timestamp_parses", data)
 
 
 class SocialRow(pa.DataFrameModel):
@@ -83,18 +150,15 @@ class SocialRow(pa.DataFrameModel):
 
     @pa.check("src_user_id", "dst_user_id", name="not_blank")
     def not_blank(cls, data: PolarsData) -> pl.LazyFrame:
-        return _not_blank(data)
+        return _keeps("not_blank", data)
 
     @pa.check("weight", name="weight_positive_number")
     def weight_positive(cls, data: PolarsData) -> pl.LazyFrame:
-        weight = parse_number(data.key)
-        return data.lazyframe.select(
-            pl.col(data.key).is_null() | (weight.is_finite() & (weight > 0)).fill_null(False)
-        )
+        return _keeps("weight_positive_number", data)
 
     @pa.check("ts", name="timestamp_parses")
     def timestamp_parses(cls, data: PolarsData) -> pl.LazyFrame:
-        return _timestamp_parses(data)
+        return _keeps("timestamp_parses", data)
 
 
 class KgRow(pa.DataFrameModel):
@@ -106,7 +170,7 @@ class KgRow(pa.DataFrameModel):
 
     @pa.check("head", "relation", "tail", name="not_blank")
     def not_blank(cls, data: PolarsData) -> pl.LazyFrame:
-        return _not_blank(data)
+        return _keeps("not_blank", data)
 
 
 class ItemEntityRow(pa.DataFrameModel):
@@ -117,7 +181,30 @@ class ItemEntityRow(pa.DataFrameModel):
 
     @pa.check("item_id", "entity_id", name="not_blank")
     def not_blank(cls, data: PolarsData) -> pl.LazyFrame:
-        return _not_blank(data)
+        return _keeps("not_blank", data)
+
+
+def keeps_every_rule(model: type[pa.DataFrameModel]) -> pl.Expr | None:
+    """True where a row keeps every rule of ``model``, in one pass over a frame of stripped text (:func:`stripped`).
+
+    It is the model's own row checks (nullability and :data:`RULES`, nulls read as pandera reads them), so a row it
+    passes is a row pandera passes, and only the others need pandera, which names each broken rule. None when the
+    model holds a check that this cannot evaluate row by row; then every row goes to pandera.
+    """
+    schema = model.to_schema()
+    if schema.checks or schema.unique:
+        return None
+    keeps = []
+    for name, column in schema.columns.items():
+        if column.unique or column.regex or column.coerce:
+            return None
+        if not column.nullable:
+            keeps.append(pl.col(name).is_not_null())
+        for check in column.checks:
+            if check.name not in RULES or check.element_wise:
+                return None
+            keeps.append(RULES[check.name](pl.col(name)).fill_null(check.ignore_na))
+    return pl.all_horizontal(keeps) if keeps else pl.lit(True)
 
 
 @dataclass(frozen=True)
@@ -126,7 +213,7 @@ class SourceContract:
     required: tuple[str, ...]
     optional: tuple[str, ...]
     row_model: type[pa.DataFrameModel]
-    typed_columns: tuple[pl.Expr, ...]
+    typed_columns: tuple[pl.Expr, ...]  # the clean columns, over a frame of stripped text (:func:`stripped`)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -135,7 +222,7 @@ class SourceContract:
 
 def _id(column: str) -> pl.Expr:
     # IDs are compared after trimming: a padded ID is the same ID, not a new user or item.
-    return pl.col(column).str.strip_chars().alias(column)
+    return pl.col(column)
 
 
 SOURCES: dict[str, SourceContract] = {
@@ -147,9 +234,9 @@ SOURCES: dict[str, SourceContract] = {
         typed_columns=(
             _id("user_id"),
             _id("item_id"),
-            pl.col("event").str.strip_chars().str.to_lowercase().alias("event"),
-            parse_number("rating").alias("rating"),
-            parse_timestamp("ts").alias("ts"),
+            pl.col("event").str.to_lowercase(),
+            parse_number(pl.col("rating")),
+            parse_timestamp(pl.col("ts")),
         ),
     ),
     "social": SourceContract(
@@ -160,8 +247,8 @@ SOURCES: dict[str, SourceContract] = {
         typed_columns=(
             _id("src_user_id"),
             _id("dst_user_id"),
-            parse_number("weight").alias("weight"),
-            parse_timestamp("ts").alias("ts"),
+            parse_number(pl.col("weight")),
+            parse_timestamp(pl.col("ts")),
         ),
     ),
     "kg": SourceContract(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from tasks.contracts import SOURCES, SourceContract
 from tasks.db import replace_partition, sql_text, transaction
@@ -22,6 +23,19 @@ from tasks.db import replace_partition, sql_text, transaction
 log = logging.getLogger(__name__)
 
 READERS = {".csv", ".parquet", ".jsonl"}
+
+
+def arrow_table(frame: pl.DataFrame) -> pa.Table:
+    """``frame`` as Arrow for DuckDB, without copying its data.
+
+    Polars' own ``to_arrow`` first gathers each column into one buffer when the columns are chunked differently (a
+    literal column next to a file's many chunks); Arrow lets every column keep its own chunks. Strings go in polars'
+    newest layout, string views, which DuckDB reads as they are.
+    """
+    return pa.table({
+        name: pa.chunked_array([chunk.to_arrow(compat_level=pl.CompatLevel.newest()) for chunk in column.get_chunks()])
+        for name, column in frame.to_dict().items()
+    })  # fmt: skip
 
 
 class LandingError(ValueError):
@@ -108,6 +122,11 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _has_byte(path: Path, byte: bytes) -> bool:
+    with path.open("rb") as handle:
+        return any(byte in block for block in iter(lambda: handle.read(1 << 20), b""))
+
+
 def read_landed_file(path: Path) -> tuple[pl.DataFrame, pl.Series]:
     """Read a landed file with every column as text; return it with each row's line (CSV, JSONL) or row number
     (Parquet), 1-based, as an operator would find it in the file."""
@@ -115,16 +134,20 @@ def read_landed_file(path: Path) -> tuple[pl.DataFrame, pl.Series]:
     if suffix == ".csv":
         frame = pl.read_csv(path, infer_schema=False)
         # Line 1 is the header; a quoted value spanning lines pushes every later row down by its line breaks.
-        breaks = pl.sum_horizontal(pl.col(c).str.count_matches("\n").fill_null(0) for c in frame.columns)
-        lines = frame.select((pl.int_range(pl.len(), dtype=pl.Int64) + 2 + breaks.cum_sum().shift(1, fill_value=0)))
-        return frame, lines.to_series()
+        lines = pl.int_range(pl.len(), dtype=pl.Int64) + 2
+        if _has_byte(path, b'"'):  # only a quoted value can hold a line break
+            breaks = pl.sum_horizontal(
+                pl.col(c).str.count_matches("\n", literal=True).fill_null(0) for c in frame.columns
+            )
+            lines = lines + breaks.cum_sum().shift(1, fill_value=0)
+        return frame, frame.select(lines).to_series()
     if suffix == ".parquet":
         frame = pl.read_parquet(path).with_columns(pl.all().cast(pl.String))
     elif suffix == ".jsonl":
         frame = pl.read_ndjson(path, infer_schema_length=None).with_columns(pl.all().cast(pl.String))
     else:
         raise ValueError(f"unsupported file type {suffix!r}; expected one of {', '.join(sorted(READERS))}")
-    return frame, pl.Series(range(1, frame.height + 1), dtype=pl.Int64)
+    return frame, pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True)
 
 
 def to_raw_rows(
@@ -181,6 +204,6 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) ->
     with transaction(con):
         for source, frames in raw_by_source.items():
             rows = pl.concat(frames) if frames else pl.DataFrame()
-            replace_partition(con, f"raw.{source}", ds, rows.to_arrow())
-        replace_partition(con, "ops.ingest_files", ds, files.to_arrow())
+            replace_partition(con, f"raw.{source}", ds, arrow_table(rows))
+        replace_partition(con, "ops.ingest_files", ds, arrow_table(files))
     return IngestReport(ds, records)

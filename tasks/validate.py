@@ -14,8 +14,9 @@ import duckdb
 import pandera.errors
 import polars as pl
 
-from tasks.contracts import SOURCES, SourceContract
+from tasks.contracts import SOURCES, SourceContract, keeps_every_rule, stripped
 from tasks.db import partition_sql, query_arrow, replace_partition, sql_text, transaction
+from tasks.ingest import arrow_table
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,35 @@ class SourceValidation:
     rule_counts: dict[str, int]
 
 
+def _rule_failures(rows: pl.DataFrame, text: pl.DataFrame, contract: SourceContract) -> pl.DataFrame:
+    """One row per (row, broken rule) of ``rows``: its position ``index``, the column, the rule and the value.
+
+    pandera names the broken rules, but only for the rows that fail the same rules evaluated in one pass over
+    ``text`` (the rows' stripped text): on a clean day that is none of them, and pandera's per-check passes and
+    failure bookkeeping are skipped.
+    """
+    none = pl.DataFrame(schema={"index": pl.Int64, "column_name": pl.String, "rule": pl.String, "value": pl.String})
+    keeps = keeps_every_rule(contract.row_model)
+    suspects = None if keeps is None else text.select(keeps.not_()).to_series().arg_true()
+    if suspects is not None and suspects.is_empty():
+        return none
+    try:
+        contract.row_model.validate(rows if suspects is None else rows.select(pl.all().gather(suspects)), lazy=True)
+        return none
+    except pandera.errors.SchemaErrors as errors:
+        failures = errors.failure_cases.select(
+            pl.col("index").cast(pl.Int64),
+            pl.col("column").alias("column_name"),
+            pl.col("check").alias("rule"),
+            pl.col("failure_case").cast(pl.String).alias("value"),
+        ).filter(pl.col("index").is_not_null())
+    if suspects is not None:
+        failures = failures.with_columns(suspects.cast(pl.Int64).gather(failures["index"]).alias("index"))
+    return failures
+
+
 def split_rows(raw: pl.DataFrame, contract: SourceContract, missing_by_file: dict[str, list[str]]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return ``(clean, quarantine)`` for one source's raw rows of one day (a pure function of its inputs)."""
-    raw = raw.with_row_index("_row")
     record = pl.struct(contract.columns).struct.json_encode().alias("record")
     provenance = [pl.col("ds"), pl.col("source_file"), pl.col("source_line")]
 
@@ -51,29 +78,46 @@ def split_rows(raw: pl.DataFrame, contract: SourceContract, missing_by_file: dic
         schema={"source_file": pl.String, "column_name": pl.String},
         orient="row",
     )
-    whole_file = raw.join(broken_files, on="source_file").select(
+    if broken_files.height:
+        in_broken_file = pl.col("source_file").is_in(broken_files["source_file"].unique().to_list())
+        of_broken_files, checked = raw.filter(in_broken_file), raw.filter(in_broken_file.not_())
+    else:
+        of_broken_files, checked = raw.clear(), raw
+    whole_file = of_broken_files.join(broken_files, on="source_file").select(
         *provenance, "column_name", pl.lit("missing_required_column").alias("rule"), pl.lit(None, pl.String).alias("value"), record
     )
-    checked = raw.join(broken_files.select("source_file").unique(), on="source_file", how="anti")
 
-    try:
-        contract.row_model.validate(checked.select(contract.columns), lazy=True)
-        failures = pl.DataFrame(schema={"index": pl.Int64, "column_name": pl.String, "rule": pl.String, "value": pl.String})
-    except pandera.errors.SchemaErrors as errors:
-        failures = errors.failure_cases.select(
-            pl.col("index").cast(pl.Int64),
-            pl.col("column").alias("column_name"),
-            pl.col("check").alias("rule"),
-            pl.col("failure_case").cast(pl.String).alias("value"),
-        ).filter(pl.col("index").is_not_null())
-    checked = checked.with_row_index("_checked")
-    row_failures = checked.join(failures, left_on="_checked", right_on="index").select(
-        *provenance, "column_name", "rule", "value", record
+    # Every rule and type reads the stripped text, so each column is stripped once for all of them.
+    text = checked.select(*provenance, *(stripped(c).alias(c) for c in contract.columns))
+    failures = _rule_failures(checked.select(contract.columns), text, contract)
+    # ``index`` is a row's position in ``checked``; only the failing rows are looked up and JSON-encoded.
+    failing = checked.select(pl.all().gather(failures["index"])).select(*provenance, record)
+    row_failures = pl.concat([failing, failures.drop("index")], how="horizontal").select(
+        *provenance, "column_name", "rule", "value", "record"
     )
     quarantine = pl.concat([whole_file, row_failures]).sort("source_file", "source_line", "column_name", "rule")
-    clean = checked.join(failures.select("index").unique(), left_on="_checked", right_on="index", how="anti")
-    clean = clean.select(*provenance, *contract.typed_columns)
+    if failures.height:
+        failed = pl.repeat(False, text.height, eager=True).scatter(failures["index"], True)
+        text = text.filter(failed.not_())
+    clean = text.select(*provenance, *contract.typed_columns)
     return clean, quarantine.cast(QUARANTINE_SCHEMA)
+
+
+def _raw_rows(con: duckdb.DuckDBPyConnection, source: str, ds: date) -> pl.DataFrame:
+    """One source's raw rows of ``ds`` in file and line order (a raw row's key, so the order is total)."""
+    table = f"raw.{source}"
+    files = [path for (path,) in con.execute(partition_sql("partition/files", table), {"ds": ds}).fetchall()]
+    rows = pl.from_arrow(query_arrow(con, partition_sql("partition/scan", table), {"ds": ds, "files": files}))
+    # Ingest inserts rows in this order and a scan keeps it, so checking is cheaper than sorting. Each key sorted on
+    # its own settles a day of one file per source; a day of several files needs the pair compared.
+    each_sorted = rows.select(pl.col("file_number").is_sorted() & pl.col("source_line").is_sorted()).item()
+    if not (each_sorted or rows.select(pl.struct("file_number", "source_line").is_sorted()).item()):
+        rows = rows.sort("file_number", "source_line")
+    return rows.select(
+        pl.lit(ds, pl.Date).alias("ds"),
+        pl.lit(pl.Series(files, dtype=pl.String)).gather(pl.col("file_number") - 1).alias("source_file"),
+        pl.exclude("file_number"),
+    )
 
 
 def validate_partition(con: duckdb.DuckDBPyConnection, ds: date) -> list[SourceValidation]:
@@ -82,11 +126,11 @@ def validate_partition(con: duckdb.DuckDBPyConnection, ds: date) -> list[SourceV
     summaries = []
     with transaction(con):
         for source, contract in SOURCES.items():
-            raw = pl.from_arrow(query_arrow(con, partition_sql("partition/select", f"raw.{source}"), {"ds": ds}))
+            raw = _raw_rows(con, source, ds)
             missing = {path: list(cols) for src, path, cols in missing_rows if src == source}
             clean, quarantine = split_rows(raw, contract, missing)
-            replace_partition(con, f"clean.{source}", ds, clean.to_arrow())
-            replace_partition(con, f"quarantine.{source}", ds, quarantine.to_arrow())
+            replace_partition(con, f"clean.{source}", ds, arrow_table(clean))
+            replace_partition(con, f"quarantine.{source}", ds, arrow_table(quarantine))
             rule_counts = dict(quarantine.group_by("rule").len().sort("rule").iter_rows())
             quarantined = quarantine.select("source_file", "source_line").unique().height
             summaries.append(SourceValidation(source, raw.height, clean.height, quarantined, rule_counts))
