@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import platform
+import queue as queue_module
 import resource
 import statistics
 import sys
@@ -46,10 +47,15 @@ def run_isolated(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]
     queue = context.Queue()
     process = context.Process(target=_child, args=(fn, args, queue))
     process.start()
-    result = queue.get()
+    # Poll rather than block: a child that crashes never puts a result, and a plain get() would wait forever.
+    while True:
+        try:
+            result = queue.get(timeout=1.0)
+            break
+        except queue_module.Empty:
+            if not process.is_alive():
+                raise RuntimeError(f"benchmark child exited with {process.exitcode} before reporting") from None
     process.join()
-    if process.exitcode != 0:
-        raise RuntimeError(f"benchmark child exited with {process.exitcode}")
     return result
 
 

@@ -16,7 +16,7 @@ import polars as pl
 
 from tasks.contracts import SOURCES, SourceContract, keeps_every_rule, stripped
 from tasks.db import partition_sql, query_arrow, replace_partition, sql_text, transaction
-from tasks.ingest import arrow_table
+from tasks.ingest import ARROW_LEVEL
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,14 @@ def _rule_failures(rows: pl.DataFrame, text: pl.DataFrame, contract: SourceContr
     ``text`` (the rows' stripped text): on a clean day that is none of them, and pandera's per-check passes and
     failure bookkeeping are skipped.
     """
-    none = pl.DataFrame(schema={"index": pl.Int64, "column_name": pl.String, "rule": pl.String, "value": pl.String})
+    no_failures = pl.DataFrame(schema={"index": pl.Int64, "column_name": pl.String, "rule": pl.String, "value": pl.String})
     keeps = keeps_every_rule(contract.row_model)
     suspects = None if keeps is None else text.select(keeps.not_()).to_series().arg_true()
     if suspects is not None and suspects.is_empty():
-        return none
+        return no_failures
     try:
         contract.row_model.validate(rows if suspects is None else rows.select(pl.all().gather(suspects)), lazy=True)
-        return none
+        return no_failures
     except pandera.errors.SchemaErrors as errors:
         failures = errors.failure_cases.select(
             pl.col("index").cast(pl.Int64),
@@ -129,8 +129,8 @@ def validate_partition(con: duckdb.DuckDBPyConnection, ds: date) -> list[SourceV
             raw = _raw_rows(con, source, ds)
             missing = {path: list(cols) for src, path, cols in missing_rows if src == source}
             clean, quarantine = split_rows(raw, contract, missing)
-            replace_partition(con, f"clean.{source}", ds, arrow_table(clean))
-            replace_partition(con, f"quarantine.{source}", ds, arrow_table(quarantine))
+            replace_partition(con, f"clean.{source}", ds, clean.to_arrow(compat_level=ARROW_LEVEL))
+            replace_partition(con, f"quarantine.{source}", ds, quarantine.to_arrow(compat_level=ARROW_LEVEL))
             rule_counts = dict(quarantine.group_by("rule").len().sort("rule").iter_rows())
             quarantined = quarantine.select("source_file", "source_line").unique().height
             summaries.append(SourceValidation(source, raw.height, clean.height, quarantined, rule_counts))
