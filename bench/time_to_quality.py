@@ -39,7 +39,9 @@ class _Stop(Exception):
 
 def figures(params: DailyParams, prepared: float, curve: list[dict], reached: dict[float, dict]) -> dict:
     return {
-        "recipe": params.model_dump(mode="json", include=set(CASES["lightgcn-gowalla"].recipe) | {"embedding_dim", "l2"}),
+        "recipe": params.model_dump(
+            mode="json", include=set(CASES["lightgcn-gowalla"].recipe) | {"embedding_dim", "l2", "negative_sampling"}
+        ),
         "prepare_seconds": round(prepared, 1),
         "curve": curve,
         **{f"seconds_to_recall_{t}": (reached[t]["seconds"] if t in reached else None) for t in THRESHOLDS},
@@ -48,14 +50,25 @@ def figures(params: DailyParams, prepared: float, curve: list[dict], reached: di
     }
 
 
+def recipe_override(text: str) -> tuple[str, str]:
+    field_name, sep, value = text.partition("=")
+    if not sep or field_name not in DailyParams.model_fields:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE with a DailyParams field, got {text!r}")
+    return field_name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-epochs", type=int, default=CASES["lightgcn-gowalla"].recipe["epochs"])
     parser.add_argument("--eval-every", type=int, default=5)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], type=recipe_override,
+                        metavar="FIELD=VALUE", help="change one recipe field (a DailyParams field), e.g. lr_decay=0.95")
     args = parser.parse_args()
     torch.set_num_threads(2)
     case = CASES["lightgcn-gowalla"]
-    params = DailyParams(ds=case.ds, model=case.model, eval_days=1, **(case.recipe | {"epochs": args.max_epochs}))
+    params = DailyParams(
+        ds=case.ds, model=case.model, eval_days=1, **(case.recipe | dict(args.overrides) | {"epochs": args.max_epochs})
+    )
     recipe = params.recipe()
     curve: list[dict] = []
     reached: dict[float, dict] = {}

@@ -33,6 +33,9 @@ class DailyParams(BaseModel):
     lr_decay: float = Field(1.0, gt=0, le=1, description="learning-rate factor applied after each epoch")
     lr_decay_start: int = Field(0, ge=0, description="first epoch after which lr_decay applies")
     negatives: int = Field(1, ge=1, le=256, description="sampled negatives per positive in the BPR loss")
+    negative_sampling: Literal["uniform", "dynamic"] = Field(
+        "uniform", description="uniform: average the loss over the negatives; dynamic: train on the highest-scored one"
+    )
     eval_days: int = Field(1, ge=0, description="trailing days held out for evaluation (0: skip evaluation)")
     retrain: bool = Field(True, description="after evaluating, retrain on all data up to ds before publishing")
     seed: int = Field(2026, description="random seed (runs are deterministic on CPU)")
@@ -53,6 +56,6 @@ class DailyParams(BaseModel):
             hyperparameters=ModelHyperparameters(self.embedding_dim, self.num_layers, self.l2),
             training=TrainingConfig(
                 self.epochs, self.batch_size, self.learning_rate, self.seed, self.sampling, self.lr_decay,
-                self.lr_decay_start, self.negatives,
+                self.lr_decay_start, self.negatives, self.negative_sampling,
             ),
         )

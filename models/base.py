@@ -70,11 +70,16 @@ class GraphData:
 
 @dataclass(frozen=True)
 class TrainingBatch:
-    """One BPR batch: ``users[k]`` prefers ``pos_items[k]`` (observed) to ``neg_items[k]`` (sampled unobserved)."""
+    """One BPR batch: ``users[k]`` prefers ``pos_items[k]`` (observed) to ``neg_items[k]`` (sampled unobserved).
+
+    ``neg_items`` is ``B`` or ``B x K``. With ``hardest_negative`` the model trains each positive against the one of
+    its ``K`` candidates it currently scores highest (dynamic negative sampling) instead of against all of them.
+    """
 
     users: torch.Tensor
     pos_items: torch.Tensor
     neg_items: torch.Tensor
+    hardest_negative: bool = False
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ from torch import nn
 
 from models.adjacency import symmetric_propagate
 from models.base import InnerProductScorer, Input, TrainingBatch
-from models.bpr import bpr_loss
+from models.bpr import bpr_loss, hardest_negatives
 
 
 class LightGCN(nn.Module):
@@ -68,9 +68,12 @@ class LightGCN(nn.Module):
         item_offset = self.num_users
         users = final[batch.users]
         pos = final[batch.pos_items + item_offset]
-        neg = final[batch.neg_items + item_offset]
+        neg_items = batch.neg_items
+        if batch.hardest_negative and neg_items.dim() == 2:
+            neg_items = hardest_negatives(users, final[item_offset:], neg_items)
+        neg = final[neg_items + item_offset]
         ego = self.embedding.weight
-        ego_vectors = (ego[batch.users], ego[batch.pos_items + item_offset], ego[batch.neg_items + item_offset])
+        ego_vectors = (ego[batch.users], ego[batch.pos_items + item_offset], ego[neg_items + item_offset])
         return bpr_loss(users, pos, neg, ego_vectors, self.l2)
 
     def scorer(self) -> InnerProductScorer:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from models.base import InnerProductScorer, Input, TrainingBatch
-from models.bpr import bpr_loss
+from models.bpr import bpr_loss, hardest_negatives
 
 
 class MatrixFactorization(nn.Module):
@@ -30,7 +30,10 @@ class MatrixFactorization(nn.Module):
     def training_loss(self, batch: TrainingBatch) -> torch.Tensor:
         users = self.user_embedding(batch.users)
         pos = self.item_embedding(batch.pos_items)
-        neg = self.item_embedding(batch.neg_items)
+        neg_items = batch.neg_items
+        if batch.hardest_negative and neg_items.dim() == 2:
+            neg_items = hardest_negatives(users, self.item_embedding.weight, neg_items)
+        neg = self.item_embedding(neg_items)
         return bpr_loss(users, pos, neg, (users, pos, neg), self.l2)
 
     def scorer(self) -> InnerProductScorer:

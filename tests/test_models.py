@@ -114,3 +114,34 @@ def test_bpr_loss_with_several_negatives_averages_them():
     torch.testing.assert_close(bpr_loss(user, pos, negs, (user, pos, negs), l2=0.0), expected)
     # penalty: (|u|^2 + |p|^2 + mean_k |n_k|^2) / (2 * batch) = (1 + 4 + 1) / 2 = 3
     torch.testing.assert_close(bpr_loss(user, pos, negs, (user, pos, negs), l2=1.0) - expected, torch.tensor(3.0))
+
+
+def test_hardest_negative_is_the_candidate_the_user_scores_highest():
+    from models.bpr import hardest_negatives
+
+    users = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    items = torch.tensor([[0.5, 0.0], [3.0, 0.0], [0.0, 2.0], [0.0, -1.0]])
+    candidates = torch.tensor([[0, 1, 2], [3, 0, 2]])
+    # user 0 scores items 0, 1, 2 as 0.5, 3, 0 -> item 1; user 1 scores items 3, 0, 2 as -1, 0, 2 -> item 2
+    assert hardest_negatives(users, items, candidates).tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_dynamic_negative_sampling_trains_against_the_hardest_candidate(name):
+    from models.base import TrainingBatch
+    from models.bpr import bpr_loss
+
+    graph = _two_block_graph()
+    model = build_model(name, graph, SMALL_HP, CPU)
+    candidates = torch.tensor([[0, 9, 12], [3, 8, 15]])
+    batch = TrainingBatch(torch.tensor([0, 11]), torch.tensor([1, 9]), candidates, hardest_negative=True)
+    with torch.no_grad():
+        scorer = model.scorer()
+        scores = torch.stack([scorer.score(torch.tensor([u]), slice(0, 16))[0] for u in (0, 11)])
+        chosen = candidates.gather(1, scores.gather(1, candidates).argmax(dim=1, keepdim=True)).squeeze(1)
+        expected = model.training_loss(TrainingBatch(batch.users, batch.pos_items, chosen))
+        assert torch.allclose(model.training_loss(batch), expected)
+        assert not torch.allclose(expected, model.training_loss(TrainingBatch(batch.users, batch.pos_items, candidates)))
+    config = TrainingConfig(epochs=30, batch_size=32, learning_rate=0.01, seed=3, negatives=4, negative_sampling="dynamic")
+    _, report = fit(name, graph, SMALL_HP, config, CPU)
+    assert report.epoch_losses[-1] < 0.6 * report.epoch_losses[0]
