@@ -16,6 +16,8 @@ QUIET_PREFECT = {
     "PREFECT_LOGGING_EXTRA_LOGGERS": "tasks,models,flows",
     # The same steps also run outside a flow (benchmarks, tests); their logs then stay local, silently.
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    # The ephemeral API gets 20 s to start by default; a busy 2-core machine (a training run beside it) needs more.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
 
