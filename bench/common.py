@@ -84,6 +84,18 @@ def write_results(name: str, figures: dict[str, Any]) -> Path:
     return path
 
 
+def recipe_override(text: str) -> tuple[str, str]:
+    """Parse a ``FIELD=VALUE`` command-line override of one daily-flow parameter; pydantic converts the value."""
+    import argparse
+
+    from flows.params import DailyParams
+
+    field_name, sep, value = text.partition("=")
+    if not sep or field_name not in DailyParams.model_fields:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE with a DailyParams field, got {text!r}")
+    return field_name, value
+
+
 def print_table(title: str, rows: list[tuple[str, str]]) -> None:
     width = max(len(label) for label, _ in rows)
     print(title)

@@ -1,7 +1,7 @@
 """Paper reproduction through the real pipeline: import a published dataset, run the daily Prefect flow with the
 case's recipe, and set the metrics next to the paper's figures (``bench/paper_figures.csv``).
 
-    python bench/reproduce.py lightgcn-gowalla [--epochs N] [--work DIR]
+    python bench/reproduce.py lightgcn-gowalla [--epochs N] [--set FIELD=VALUE ...] [--work DIR]
     python bench/reproduce.py --list
 
 Every case is a fixed train/test split laid out as days (train on D-1, test on D), so the flow's one-day holdout
@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import BENCH_DIR, SHARED_DATA, peak_rss_mib, print_table, write_results  # noqa: E402
+from bench.common import BENCH_DIR, SHARED_DATA, peak_rss_mib, print_table, recipe_override, write_results  # noqa: E402
 from flows.settings import configure_prefect_environment  # noqa: E402
 
 
@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="list the cases")
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], type=recipe_override,
+                        metavar="FIELD=VALUE", help="change one recipe field (a DailyParams field), e.g. epochs=30")
     args = parser.parse_args()
     configure_prefect_environment(BENCH_DIR.parent)
     if args.list or args.case is None:
@@ -104,7 +106,7 @@ def main() -> None:
             print(f"{name:<18} {case.summary}")
         return
     case = CASES[args.case]
-    overrides = {"epochs": args.epochs} if args.epochs is not None else {}
+    overrides = dict(args.overrides) | ({"epochs": args.epochs} if args.epochs is not None else {})
     with tempfile.TemporaryDirectory() as tmp:
         figures = reproduce(args.case, case, args.work or Path(tmp) / args.case, overrides)
     paper = paper_figures(case.dataset, case.model)

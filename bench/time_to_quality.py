@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import SHARED_DATA, peak_rss_mib, print_table, write_results  # noqa: E402
+from bench.common import SHARED_DATA, peak_rss_mib, print_table, recipe_override, write_results  # noqa: E402
 from bench.reproduce import CASES  # noqa: E402
 from flows.params import DailyParams  # noqa: E402
 from models.base import Recommender  # noqa: E402
@@ -50,19 +50,13 @@ def figures(params: DailyParams, prepared: float, curve: list[dict], reached: di
     }
 
 
-def recipe_override(text: str) -> tuple[str, str]:
-    field_name, sep, value = text.partition("=")
-    if not sep or field_name not in DailyParams.model_fields:
-        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE with a DailyParams field, got {text!r}")
-    return field_name, value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-epochs", type=int, default=CASES["lightgcn-gowalla"].recipe["epochs"])
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--set", dest="overrides", action="append", default=[], type=recipe_override,
                         metavar="FIELD=VALUE", help="change one recipe field (a DailyParams field), e.g. lr_decay=0.95")
+    parser.add_argument("--results", default="time_to_quality", help="name of the results file under bench/results")
     args = parser.parse_args()
     torch.set_num_threads(2)
     case = CASES["lightgcn-gowalla"]
@@ -105,7 +99,7 @@ def main() -> None:
                 if threshold not in reached and point["recall@20"] >= threshold:
                     reached[threshold] = point
             # Written after every measurement, so a run stopped early still leaves its curve.
-            write_results("time_to_quality", figures(params, prepared, curve, reached))
+            write_results(args.results, figures(params, prepared, curve, reached))
             if len(reached) == len(THRESHOLDS):
                 raise _Stop
 
@@ -121,7 +115,7 @@ def main() -> None:
           for t in THRESHOLDS],
         ("peak RSS", f"{results['peak_rss_mib']} MiB"),
     ])
-    write_results("time_to_quality", results)
+    write_results(args.results, results)
 
 
 if __name__ == "__main__":
