@@ -120,14 +120,19 @@ def landed_fingerprint(landing: Path, ds: date) -> set[tuple[str, str, str]]:
 
 
 def days_to_ingest(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) -> list[date]:
-    """``ds`` itself plus every earlier landed day whose files differ from what was last ingested for it.
+    """``ds`` itself plus every earlier landed day whose files differ from what was last ingested for it, or whose
+    data contracts were broken when it was last checked (so a later run checks it again before training on it).
 
     This is how a daily run catches up on a fresh warehouse, a missed day or a late-arriving file.
     """
     recorded: dict[date, set[tuple[str, str, str]]] = {}
     for day, source, path, digest in con.execute(sql_text("ops/ingested_fingerprints"), {"ds": ds}).fetchall():
         recorded.setdefault(day, set()).add((source, path, digest))
-    stale = [day for day in landed_days(landing, ds) if day < ds and landed_fingerprint(landing, day) != recorded.get(day, set())]
+    broken = {day for (day,) in con.execute(sql_text("ops/days_with_broken_contracts"), {"ds": ds}).fetchall()}
+    stale = [
+        day for day in landed_days(landing, ds)
+        if day < ds and (day in broken or landed_fingerprint(landing, day) != recorded.get(day, set()))
+    ]  # fmt: skip
     return [*stale, ds]
 
 
