@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn, get_args
 
 EXIT_USAGE = 2
+EXIT_DATA = 1  # the landed data broke its contract, or the landing folder is unusable
 
 
 class _Parser(argparse.ArgumentParser):
@@ -131,8 +132,14 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from flows.daily import daily_recommendations
     from flows.report import describe_result
+    from tasks.ingest import LandingError
+    from tasks.policy import DataContractError
 
-    result = daily_recommendations(params)
+    try:
+        result = daily_recommendations(params)
+    except (DataContractError, LandingError) as error:
+        print(f"gnnrec run: {error}", file=sys.stderr)
+        return EXIT_DATA
     print(describe_result(result))
     return 0
 
