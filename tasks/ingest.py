@@ -153,10 +153,15 @@ def _landed_format(path: Path) -> tuple[str, bool]:
     raise ValueError(f"unsupported file name {path.name!r}; expected one of *{', *'.join(READERS)}")
 
 
-def _csv_lines(frame: pl.DataFrame, data: bytes) -> pl.Series:
+def _has_byte(path: Path, byte: bytes) -> bool:
+    with path.open("rb") as handle:
+        return any(byte in block for block in iter(lambda: handle.read(1 << 20), b""))
+
+
+def _csv_lines(frame: pl.DataFrame, has_quote: bool) -> pl.Series:
     # Line 1 is the header; a quoted value spanning lines pushes every later row down by its line breaks.
     lines = pl.int_range(pl.len(), dtype=pl.Int64) + 2
-    if b'"' in data:  # only a quoted value can hold a line break
+    if has_quote:  # only a quoted value can hold a line break
         breaks = pl.sum_horizontal(pl.col(c).str.count_matches("\n", literal=True).fill_null(0) for c in frame.columns)
         lines = lines + breaks.cum_sum().shift(1, fill_value=0)
     return frame.select(lines).to_series()
@@ -255,16 +260,22 @@ def read_landed_file(path: Path) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame 
         frame = pl.read_parquet(path).with_columns(pl.all().cast(pl.String))
         return frame, pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True), None
     # gzip is opened here rather than by polars, which reads a truncated stream as far as it goes without a word.
-    data = gzip.decompress(path.read_bytes()) if gzipped else path.read_bytes()
-    if not data.strip():
-        return pl.DataFrame(), pl.Series([], dtype=pl.Int64), None
+    # A plain file is handed to polars by path, so a large one is mapped rather than copied.
+    data = gzip.decompress(path.read_bytes()) if gzipped else None
+    source = io.BytesIO(data) if data is not None else path
     try:
         if fmt == ".csv":
-            frame = pl.read_csv(io.BytesIO(data), infer_schema=False)
-            return frame, _csv_lines(frame, data), None
-        frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None).with_columns(pl.all().cast(pl.String))
+            frame = pl.read_csv(source, infer_schema=False)
+            has_quote = b'"' in data if data is not None else _has_byte(path, b'"')
+            return frame, _csv_lines(frame, has_quote), None
+        frame = pl.read_ndjson(source, infer_schema_length=None).with_columns(pl.all().cast(pl.String))
         return frame, pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True), None
+    except pl.exceptions.NoDataError:  # an empty file is a file of no rows
+        return pl.DataFrame(), pl.Series([], dtype=pl.Int64), None
     except pl.exceptions.ComputeError:  # a line the fast reader cannot split: read line by line, keeping it
+        data = data if data is not None else path.read_bytes()
+        if not data.strip():
+            return pl.DataFrame(), pl.Series([], dtype=pl.Int64), None
         return _read_csv_line_by_line(data) if fmt == ".csv" else _read_jsonl_line_by_line(data)
 
 
