@@ -85,6 +85,10 @@ CASES = {
         "a.csv", (HEADER + f"u1,i1,view,,{TS},surplus\n" + GOOD).encode(), 2, 1,
         [(2, None, "field_count_matches_header", f"u1,i1,view,,{TS},surplus")],
     ),
+    "text after a closing quote": Case(
+        "a.csv", (HEADER + f'u1,"i1"x,view,,{TS}\n' + GOOD).encode(), 2, 1,
+        [(2, None, "well_formed_csv", f'u1,"i1"x,view,,{TS}')],
+    ),
     "null or empty IDs": Case(
         "a.csv", (HEADER + f",i1,view,,{TS}\n\"\",i1,view,,{TS}\nu1,,view,,{TS}\n" + GOOD).encode(), 4, 1,
         [(2, "user_id", "not_nullable", None), (3, "user_id", "not_blank", ""), (4, "item_id", "not_nullable", None)],
