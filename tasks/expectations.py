@@ -115,7 +115,8 @@ def _measure(con: duckdb.DuckDBPyConnection, expectation: Expectation, ds: date)
         (value,) = rows.fetchall()[0]
         return _Measured(expectation, round(float(value), 4), ())
     (count,) = rows.aggregate("count(*)").fetchall()[0]
-    sample = tuple(f"{file}:{line} {detail}" for file, line, detail in rows.limit(SAMPLE_ROWS).fetchall())
+    # A relation runs its query again on every call, so the sample is drawn only when there is something to show.
+    sample = tuple(f"{file}:{line} {detail}" for file, line, detail in rows.limit(SAMPLE_ROWS).fetchall()) if count else ()
     return _Measured(expectation, float(count), sample)
 
 

@@ -1,10 +1,11 @@
--- every row of an event (same user, item, event and time) that was landed with more than one rating
+-- every row of an event (same user, item, event and time) that was landed with more than one rating (a missing
+-- rating next to a given one counts as another)
 with conflicting as (
     select user_id, item_id, event, ts
     from clean.interactions
     where ds = $ds
     group by all
-    having count(distinct coalesce(rating::varchar, 'null')) > 1
+    having min(rating) <> max(rating) or (count(rating) > 0 and count(rating) < count(*))
 ),
 
 final as (
