@@ -116,3 +116,14 @@ def test_a_day_with_a_critical_failure_stops_before_training_and_leaves_the_publ
     assert status == "failed" and run_message.startswith("DataContractError: data contract broken on")
     table, _ = _artifact(f"data-contracts-{next_day.isoformat()}")
     assert {(r["name"], r["outcome"]) for r in table if r["check"] == "expectation"} >= {("ratings_agree_per_event", "failed (critical)")}
+
+
+def test_a_broken_contract_is_never_retried_but_a_transient_io_error_is():
+    from prefect.states import Failed
+
+    from flows.daily import retry_on_transient
+    from tasks.ingest import LandingError
+
+    assert retry_on_transient(None, None, Failed(data=DataContractError("over budget"))) is False
+    assert retry_on_transient(None, None, Failed(data=LandingError("outside the landing root"))) is False
+    assert retry_on_transient(None, None, Failed(data=OSError("disk busy"))) is True
