@@ -75,10 +75,9 @@ def check_data_contracts(
 ) -> DayContracts:
     """Dataset expectations and the policy; a broken contract fails here (a data error: never retried)."""
     day = steps.check_data_contracts(db, ds, run_id, policy, validation, docs_dir)
-    if docs_dir is not None or contract_report(day):
-        create_table_artifact(
-            key=f"data-contracts-{ds.isoformat()}", table=contract_report(day), description=contract_summary(day)
-        )
+    report = contract_report(day)
+    if docs_dir is not None or report:  # the run's own day always; a caught-up day when it has something to say
+        create_table_artifact(key=f"data-contracts-{ds.isoformat()}", table=report, description=contract_summary(day))
     day.raise_if_broken()
     return day
 

@@ -10,8 +10,6 @@ rows broke it (file and line), because a measure that counts rows comes from a q
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,8 +17,6 @@ from pathlib import Path
 import duckdb
 
 from tasks.db import sql_text
-
-log = logging.getLogger(__name__)
 
 SAMPLE_ROWS = 5
 
@@ -156,10 +152,8 @@ def _context(gx, docs_dir: Path | None):
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def run_suites(
-    con: duckdb.DuckDBPyConnection, ds: date, docs_dir: Path | None = None, sources: Sequence[str] = tuple(SUITES)
-) -> list[ExpectationResult]:
-    """Run the suite of each of ``sources`` over ``ds``; with ``docs_dir``, write GX data docs (static HTML) there.
+def run_suites(con: duckdb.DuckDBPyConnection, ds: date, docs_dir: Path | None = None) -> list[ExpectationResult]:
+    """Run every source's suite over ``ds``; with ``docs_dir``, write GX data docs (static HTML) there.
 
     A source without clean rows that day is skipped unless its suite checks empty days.
     """
@@ -167,7 +161,7 @@ def run_suites(
     import pandas as pd
 
     counts = dict(con.execute(sql_text("expectations/source_rows"), {"ds": ds}).fetchall())
-    suites = [SUITES[s] for s in sources if counts.get(s, 0) > 0 or SUITES[s].check_empty_day]
+    suites = [suite for source, suite in SUITES.items() if counts.get(source, 0) > 0 or suite.check_empty_day]
     if not suites:
         return []
     measured = {e.name: _measure(con, e, ds) for suite in suites for e in suite.expectations}
