@@ -4,12 +4,14 @@ and exit code 2, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn, get_args
 
 EXIT_USAGE = 2
+EXIT_DATA = 1  # the landed data broke its contract, or the landing folder is unusable
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +35,16 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid boolean {text!r}: expected true or false")
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"invalid JSON {text!r}: {error.msg}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
 def _add_daily_options(parser: argparse.ArgumentParser) -> None:
     """One option per field of :class:`DailyParams`, with its description as help, so none is ever missing."""
     from flows.params import DailyParams
@@ -52,6 +64,8 @@ def _add_daily_options(parser: argparse.ArgumentParser) -> None:
             kwargs["type"] = annotation
         elif annotation is Path:
             kwargs["type"] = Path
+        elif name == "contracts":
+            kwargs["type"] = _json_object
         elif get_args(annotation):
             kwargs["choices"] = list(get_args(annotation))
         parser.add_argument(option, **kwargs)
@@ -118,8 +132,14 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from flows.daily import daily_recommendations
     from flows.report import describe_result
+    from tasks.ingest import LandingError
+    from tasks.policy import DataContractError
 
-    result = daily_recommendations(params)
+    try:
+        result = daily_recommendations(params)
+    except (DataContractError, LandingError) as error:
+        print(f"gnnrec run: {error}", file=sys.stderr)
+        return EXIT_DATA
     print(describe_result(result))
     return 0
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import torch
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
@@ -22,7 +23,9 @@ from tasks import steps
 from tasks.db import connect
 from tasks.graph import CatalogSizes, holdout_cutoff
 from tasks.ingest import IngestReport
+from tasks.policy import ContractPolicy
 from tasks.publish import PublishSummary
+from tasks.quality import DayContracts, contract_report, contract_summary
 from tasks.runs import finish_run, start_run
 from tasks.validate import SourceValidation
 
@@ -64,6 +67,19 @@ def validate_partition(db: Path, ds: date) -> list[SourceValidation]:
     for s in summaries:
         get_run_logger().info("%s: %d read, %d clean, %d quarantined", s.source, s.rows_read, s.rows_loaded, s.rows_quarantined)
     return summaries
+
+
+@io_task(name="check_data_contracts")
+def check_data_contracts(
+    db: Path, ds: date, run_id: str, policy: ContractPolicy, validation: list[SourceValidation], docs_dir: Path | None
+) -> DayContracts:
+    """Dataset expectations and the policy; a broken contract fails here (a data error: never retried)."""
+    day = steps.check_data_contracts(db, ds, run_id, policy, validation, docs_dir)
+    report = contract_report(day)
+    if docs_dir is not None or report:  # the run's own day always; a caught-up day when it has something to say
+        create_table_artifact(key=f"data-contracts-{ds.isoformat()}", table=report, description=contract_summary(day))
+    day.raise_if_broken()
+    return day
 
 
 @io_task(name="build_graph")
@@ -112,6 +128,7 @@ class DailyResult:
     db: Path
     days_ingested: list[date]
     validation: list[SourceValidation]
+    contracts: DayContracts
     metrics: dict[tuple[str, int], float] = field(default_factory=dict)
     published: PublishSummary | None = None
 
@@ -151,6 +168,9 @@ def daily_recommendations(params: DailyParams = DailyParams()) -> DailyResult:
         for day in days_ingested:
             ingest_partition(params.db, params.landing, day)
             validation = validate_partition(params.db, day)
+            # Data docs are written for the run's own day; a caught-up day reports only what it quarantined or failed.
+            docs_dir = params.db.parent / "data_docs" if day == ds else None
+            contracts = check_data_contracts(params.db, day, run_id, params.contracts, validation, docs_dir)
         build_graph(params.db, ds)
         metrics: dict[tuple[str, int], float] = {}
         trained = None
@@ -167,4 +187,4 @@ def daily_recommendations(params: DailyParams = DailyParams()) -> DailyResult:
         raise
     with connect(params.db) as con:
         finish_run(con, run_id, "completed", _now())
-    return DailyResult(run_id, ds, params.model, params.db, days_ingested, validation, metrics, published)
+    return DailyResult(run_id, ds, params.model, params.db, days_ingested, validation, contracts, metrics, published)

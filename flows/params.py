@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.registry import MODELS, ModelHyperparameters
+from tasks.policy import ContractPolicy
 from tasks.steps import ModelRecipe
 from tasks.train import TrainingConfig
 
@@ -42,6 +43,11 @@ class DailyParams(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto takes CUDA when present")
     landing: Path = Field(Path("landing"), description="landing root: <landing>/<source>/ds=YYYY-MM-DD/*")
     db: Path = Field(Path("data/gnnrec.duckdb"), description="the pipeline's DuckDB file")
+    contracts: ContractPolicy = Field(
+        ContractPolicy(),
+        description="per source: rejection_budget (share of rows read), critical expectations, "
+        'fail_on_unreadable_file; as JSON, e.g. \'{"interactions": {"rejection_budget": 0.1}}\'',
+    )
 
     @field_validator("model")
     @classmethod

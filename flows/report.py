@@ -15,6 +15,11 @@ def describe_result(result: DailyResult) -> str:
         if v.rows_read:
             note = f", quarantined {v.rows_quarantined:,} {v.rule_counts}" if v.rows_quarantined else ""
             lines.append(f"  {v.source:<14} {v.rows_read:>9,} rows read, {v.rows_loaded:,} clean{note}")
+    contracts = result.contracts
+    failed = [r.expectation for r in contracts.expectations if not r.success]
+    lines.append(f"  expectations: {len(contracts.expectations) - len(failed)} met" + (f", failed (warnings): {', '.join(failed)}" if failed else ""))
+    if contracts.data_docs is not None:
+        lines.append(f"  data docs: {contracts.data_docs}")
     if result.metrics:
         ks = sorted({k for _, k in result.metrics})
         lines.append("  holdout metrics   " + "  ".join(f"@{k:<8}" for k in ks))

@@ -106,8 +106,14 @@ def _timestamp_parses(text: pl.Expr) -> pl.Expr:
     return text.is_null() | parse_timestamp(text).is_not_null()
 
 
+def _not_self_loop(text: pl.Expr) -> pl.Expr:
+    # an edge's two ends, compared as every rule reads them (stripped); the other end is always `src_user_id`
+    return text != stripped("src_user_id")
+
+
 RULES: dict[str, Callable[[pl.Expr], pl.Expr]] = {
     "not_blank": _not_blank,
+    "not_self_loop": _not_self_loop,
     RATING_RULE: _rating_in_range,
     "weight_positive_number": _weight_positive,
     "timestamp_parses": _timestamp_parses,
@@ -151,6 +157,10 @@ class SocialRow(pa.DataFrameModel):
     @pa.check("src_user_id", "dst_user_id", name="not_blank")
     def not_blank(cls, data: PolarsData) -> pl.LazyFrame:
         return _keeps("not_blank", data)
+
+    @pa.check("dst_user_id", name="not_self_loop")
+    def not_self_loop(cls, data: PolarsData) -> pl.LazyFrame:
+        return _keeps("not_self_loop", data)
 
     @pa.check("weight", name="weight_positive_number")
     def weight_positive(cls, data: PolarsData) -> pl.LazyFrame:

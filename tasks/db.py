@@ -63,6 +63,11 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 def replace_partition(con: duckdb.DuckDBPyConnection, table: str, ds: date, rows: pa.Table) -> None:
     """Delete ``table``'s rows for ``ds`` and insert ``rows`` (columns matched by name); call inside a transaction."""
     con.execute(partition_sql("partition/delete", table), {"ds": ds})
+    insert_rows(con, table, rows)
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    """Append ``rows`` to one of :data:`PARTITIONED_TABLES` (columns matched by name)."""
     if rows.num_rows:
         con.register("staged", rows)
         try:

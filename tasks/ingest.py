@@ -1,13 +1,20 @@
 """Ingest: copy one day's landed files into ``raw.<source>``, exactly as landed, and record every file.
 
-Landing contract: ``<landing>/<source>/ds=YYYY-MM-DD/*.csv|*.parquet|*.jsonl``. Every value is kept as text so
-that nothing can fail to load for being of the wrong type; meaning is checked by the row contracts afterwards.
-Re-ingesting a day replaces that day's rows in one transaction, so a re-run leaves identical tables.
+Landing contract: ``<landing>/<source>/ds=YYYY-MM-DD/*.csv|*.parquet|*.jsonl`` (CSV and JSONL also gzipped,
+``*.csv.gz``, ``*.jsonl.gz``). Every value is kept as text so that nothing can fail to load for being of the wrong
+type; meaning is checked by the row contracts afterwards. A line that cannot be parsed at all (too many fields, an
+unclosed quote, bytes that are not UTF-8, broken JSON) is kept too, as its text and the rule it broke, and goes to
+quarantine. Re-ingesting a day replaces that day's rows in one transaction, so a re-run leaves identical tables;
+a file whose path and sha256 were already ingested for the day is not read again.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
+import io
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,11 +24,13 @@ import duckdb
 import polars as pl
 
 from tasks.contracts import SOURCES, SourceContract
-from tasks.db import replace_partition, sql_text, transaction
+from tasks.db import insert_rows, partition_sql, replace_partition, sql_text, transaction
 
 log = logging.getLogger(__name__)
 
-READERS = {".csv", ".parquet", ".jsonl"}
+READERS = (".csv", ".parquet", ".jsonl", ".csv.gz", ".jsonl.gz")
+# Raw columns that describe a landed line no reader could split into fields: the rule it broke and its text.
+MALFORMED_COLUMNS = ("malformed_rule", "malformed_text")
 # Polars' newest Arrow layout (string views) reaches DuckDB without re-encoding every string on the way.
 ARROW_LEVEL = pl.CompatLevel.newest()
 
@@ -51,6 +60,8 @@ class IngestReport:
     ds: date
     files: list[FileRecord] = field(default_factory=list)
 
+    skipped: list[str] = field(default_factory=list)  # paths already ingested with the same sha256, not re-read
+
     def rows_read(self, source: str) -> int:
         return sum(f.rows_read or 0 for f in self.files if f.source == source)
 
@@ -59,12 +70,30 @@ def partition_dir(landing: Path, source: str, ds: date) -> Path:
     return landing / source / f"ds={ds.isoformat()}"
 
 
+def _inside_landing(landing: Path, path: Path) -> Path:
+    """``path`` itself, refused with a :class:`LandingError` when it resolves outside the landing root (a ``..`` in
+    a symlink, or a symlink to another folder): gnnrec reads only what was landed under the root."""
+    resolved, root = path.resolve(), landing.resolve()
+    if not resolved.is_relative_to(root):
+        raise LandingError(
+            f"{path} resolves to {resolved}, outside the landing root {root}; refusing to read it "
+            "(remove the link or land the file itself)"
+        )
+    return path
+
+
 def discover_files(landing: Path, source: str, ds: date) -> list[Path]:
-    """The day's files of one source, in name order; hidden and ``_``-prefixed markers (``_SUCCESS``) are ignored."""
+    """The day's files of one source, in name order; hidden and ``_``-prefixed markers (``_SUCCESS``) are ignored.
+
+    A partition folder or file that resolves outside the landing root stops the run with a :class:`LandingError`.
+    """
     folder = partition_dir(landing, source, ds)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+    _inside_landing(landing, folder)
+    return sorted(
+        _inside_landing(landing, p) for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
+    )
 
 
 def landed_days(landing: Path, until: date) -> list[date]:
@@ -91,14 +120,19 @@ def landed_fingerprint(landing: Path, ds: date) -> set[tuple[str, str, str]]:
 
 
 def days_to_ingest(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) -> list[date]:
-    """``ds`` itself plus every earlier landed day whose files differ from what was last ingested for it.
+    """``ds`` itself plus every earlier landed day whose files differ from what was last ingested for it, or whose
+    data contracts were broken when it was last checked (so a later run checks it again before training on it).
 
     This is how a daily run catches up on a fresh warehouse, a missed day or a late-arriving file.
     """
     recorded: dict[date, set[tuple[str, str, str]]] = {}
     for day, source, path, digest in con.execute(sql_text("ops/ingested_fingerprints"), {"ds": ds}).fetchall():
         recorded.setdefault(day, set()).add((source, path, digest))
-    stale = [day for day in landed_days(landing, ds) if day < ds and landed_fingerprint(landing, day) != recorded.get(day, set())]
+    broken = {day for (day,) in con.execute(sql_text("ops/days_with_broken_contracts"), {"ds": ds}).fetchall()}
+    stale = [
+        day for day in landed_days(landing, ds)
+        if day < ds and (day in broken or landed_fingerprint(landing, day) != recorded.get(day, set()))
+    ]  # fmt: skip
     return [*stale, ds]
 
 
@@ -110,70 +144,215 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _landed_format(path: Path) -> tuple[str, bool]:
+    """The file's format (``.csv``, ``.parquet``, ``.jsonl``) and whether it is gzipped, from its name."""
+    name = path.name.lower()
+    for suffix in READERS:
+        if name.endswith(suffix):
+            return suffix.removesuffix(".gz"), suffix.endswith(".gz")
+    raise ValueError(f"unsupported file name {path.name!r}; expected one of *{', *'.join(READERS)}")
+
+
 def _has_byte(path: Path, byte: bytes) -> bool:
     with path.open("rb") as handle:
         return any(byte in block for block in iter(lambda: handle.read(1 << 20), b""))
 
 
-def read_landed_file(path: Path) -> tuple[pl.DataFrame, pl.Series]:
+def _csv_lines(frame: pl.DataFrame, has_quote: bool) -> pl.Series:
+    # Line 1 is the header; a quoted value spanning lines pushes every later row down by its line breaks.
+    lines = pl.int_range(pl.len(), dtype=pl.Int64) + 2
+    if has_quote:  # only a quoted value can hold a line break
+        breaks = pl.sum_horizontal(pl.col(c).str.count_matches("\n", literal=True).fill_null(0) for c in frame.columns)
+        lines = lines + breaks.cum_sum().shift(1, fill_value=0)
+    return frame.select(lines).to_series()
+
+
+def _decoded_lines(data: bytes) -> tuple[list[str], set[int]]:
+    """The text's physical lines (line ends kept) and the 1-based numbers of those that are not valid UTF-8.
+
+    A line that is not UTF-8 is decoded with U+FFFD for its bad bytes, so its other fields still read.
+    """
+    lines, invalid = [], set()
+    for number, raw in enumerate(data.splitlines(keepends=True), start=1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append(raw.decode("utf-8", errors="replace"))
+            invalid.add(number)
+    if lines:
+        lines[0] = lines[0].removeprefix("\ufeff")
+    return lines, invalid
+
+
+def _read_csv_line_by_line(data: bytes) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame]:
+    """The slow, lenient CSV reader, for a file the fast one refuses: every record becomes a row; one that is not
+    valid UTF-8, has more fields than the header, or opens a quote that never closes keeps its text and that rule.
+
+    Unlike the fast reader it cannot tell an empty quoted value from a missing one: both read as null.
+    """
+    text_lines, invalid = _decoded_lines(data)
+    reader = csv.reader(text_lines, strict=True)
+    header = [name.strip() for name in next(reader)]
+    records, lines, rules, texts = [], [], [], []
+    first_line = reader.line_num + 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            if "end of data" in str(error):  # a quote opened and never closed: the rest of the file is its field
+                records.append([None] * len(header))
+                lines.append(first_line)
+                rules.append("unclosed_quote")
+                texts.append("".join(text_lines[first_line - 1 :]))
+                break
+            fields, rule = [], "well_formed_csv"  # e.g. text after a closing quote; the reader resumes on the next line
+        else:
+            rule = None
+        if any(number in invalid for number in range(first_line, reader.line_num + 1)):
+            rule = "valid_utf8"
+        elif rule is None and len(fields) > len(header):
+            rule = "field_count_matches_header"
+        if fields or rule:  # a blank line is no record, as for the fast reader
+            records.append([value if value != "" else None for value in fields[: len(header)]] + [None] * (len(header) - len(fields)))
+            lines.append(first_line)
+            rules.append(rule)
+            texts.append("".join(text_lines[first_line - 1 : reader.line_num]).rstrip("\r\n") if rule else None)
+        first_line = reader.line_num + 1
+    frame = pl.DataFrame(records, schema={name: pl.String for name in header}, orient="row")
+    malformed = pl.DataFrame({MALFORMED_COLUMNS[0]: rules, MALFORMED_COLUMNS[1]: texts}, schema={c: pl.String for c in MALFORMED_COLUMNS})
+    return frame, pl.Series(lines, dtype=pl.Int64), malformed
+
+
+def _read_jsonl_line_by_line(data: bytes) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame]:
+    """The lenient JSONL reader: a line that is not one JSON object (or not UTF-8) keeps its text and that rule."""
+    text_lines, invalid = _decoded_lines(data)
+    records, lines, rules, texts = [], [], [], []
+    for number, line in enumerate(text_lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line) if number not in invalid else None
+        except json.JSONDecodeError:
+            record = None
+        rule = "valid_utf8" if number in invalid else None if isinstance(record, dict) else "valid_json_object"
+        values = {} if rule else {k: v if v is None or isinstance(v, str) else json.dumps(v) for k, v in record.items()}
+        records.append(values)
+        lines.append(number)
+        rules.append(rule)
+        texts.append(line.rstrip("\r\n") if rule else None)
+    names = list(dict.fromkeys(name for record in records for name in record))
+    frame = pl.DataFrame([[r.get(n) for n in names] for r in records], schema={n: pl.String for n in names}, orient="row")
+    malformed = pl.DataFrame({MALFORMED_COLUMNS[0]: rules, MALFORMED_COLUMNS[1]: texts}, schema={c: pl.String for c in MALFORMED_COLUMNS})
+    return frame, pl.Series(lines, dtype=pl.Int64), malformed
+
+
+def read_landed_file(path: Path) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame | None]:
     """Read a landed file with every column as text; return it with each row's line (CSV, JSONL) or row number
-    (Parquet), 1-based, as an operator would find it in the file."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        frame = pl.read_csv(path, infer_schema=False)
-        # Line 1 is the header; a quoted value spanning lines pushes every later row down by its line breaks.
-        lines = pl.int_range(pl.len(), dtype=pl.Int64) + 2
-        if _has_byte(path, b'"'):  # only a quoted value can hold a line break
-            breaks = pl.sum_horizontal(
-                pl.col(c).str.count_matches("\n", literal=True).fill_null(0) for c in frame.columns
-            )
-            lines = lines + breaks.cum_sum().shift(1, fill_value=0)
-        return frame, frame.select(lines).to_series()
-    if suffix == ".parquet":
+    (Parquet), 1-based, as an operator would find it in the file, and for a file that needed the lenient reader,
+    each row's :data:`MALFORMED_COLUMNS` (None when every line parsed).
+
+    An empty file is a file of no rows. A truncated gzip or Parquet file raises, and is recorded as failed.
+    """
+    fmt, gzipped = _landed_format(path)
+    if fmt == ".parquet":
         frame = pl.read_parquet(path).with_columns(pl.all().cast(pl.String))
-    elif suffix == ".jsonl":
-        frame = pl.read_ndjson(path, infer_schema_length=None).with_columns(pl.all().cast(pl.String))
-    else:
-        raise ValueError(f"unsupported file type {suffix!r}; expected one of {', '.join(sorted(READERS))}")
-    return frame, pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True)
+        return frame, pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True), None
+    # gzip is opened here rather than by polars, which reads a truncated stream as far as it goes without a word.
+    # A plain file is handed to polars by path, so a large one is mapped rather than copied.
+    data = gzip.decompress(path.read_bytes()) if gzipped else None
+    source = io.BytesIO(data) if data is not None else path
+    try:
+        if fmt == ".csv":
+            frame = pl.read_csv(source, infer_schema=False)
+            has_quote = b'"' in data if data is not None else _has_byte(path, b'"')
+            return frame, _csv_lines(frame, has_quote), None
+        frame = pl.read_ndjson(source, infer_schema_length=None).with_columns(pl.all().cast(pl.String))
+        return frame, pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True), None
+    except pl.exceptions.NoDataError:  # an empty file is a file of no rows
+        return pl.DataFrame(), pl.Series([], dtype=pl.Int64), None
+    except pl.exceptions.ComputeError:  # a line the fast reader cannot split: read line by line, keeping it
+        data = data if data is not None else path.read_bytes()
+        if not data.strip():
+            return pl.DataFrame(), pl.Series([], dtype=pl.Int64), None
+        return _read_csv_line_by_line(data) if fmt == ".csv" else _read_jsonl_line_by_line(data)
 
 
 def to_raw_rows(
-    frame: pl.DataFrame, contract: SourceContract, ds: date, source_file: str, lines: pl.Series
+    frame: pl.DataFrame, contract: SourceContract, ds: date, source_file: str, lines: pl.Series,
+    malformed: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, tuple[str, ...], tuple[str, ...]]:
     """Shape a landed frame into the raw table's columns; return it with the missing and extra column names.
 
     Missing columns become nulls here; the rows of a file without a *required* column are quarantined whole by
     validation. Extra columns are recorded and left out (the contract names every column gnnrec uses).
     """
-    names = [c.strip() for c in frame.columns]
+    names = [c.replace("\ufeff", "").strip() for c in frame.columns]
     frame = frame.rename(dict(zip(frame.columns, names)))
     missing = tuple(c for c in contract.columns if c not in names)
     extra = tuple(c for c in names if c not in contract.columns)
-    rows = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in missing).select(
+    if malformed is None:
+        malformed = pl.DataFrame(schema={c: pl.String for c in MALFORMED_COLUMNS}).clear(frame.height)
+    rows = pl.concat([frame, malformed], how="horizontal").with_columns(
+        pl.lit(None, pl.String).alias(c) for c in missing
+    ).select(
         pl.lit(ds, pl.Date).alias("ds"),
         pl.lit(source_file).alias("source_file"),
         pl.lit(lines.cast(pl.Int64)).alias("source_line"),
         *contract.columns,
+        *MALFORMED_COLUMNS,
     )
     return rows, tuple(c for c in missing if c in contract.required), extra
 
 
+_FILES_SCHEMA = {
+    "ds": pl.Date, "source": pl.String, "path": pl.String, "sha256": pl.String, "size_bytes": pl.Int64,
+    "rows_read": pl.Int64, "missing_columns": pl.List(pl.String), "extra_columns": pl.List(pl.String),
+    "status": pl.String, "error": pl.String,
+}
+
+
+def _ingested_files(con: duckdb.DuckDBPyConnection, ds: date) -> dict[str, FileRecord]:
+    """What ``ops.ingest_files`` holds for ``ds``, by path."""
+    rows = con.execute(sql_text("ops/ingested_files"), {"ds": ds}).fetchall()
+    return {
+        path: FileRecord(day, source, path, digest, size, read, tuple(missing or ()), tuple(extra or ()), status, error)
+        for day, source, path, digest, size, read, missing, extra, status, error in rows
+    }
+
+
+def _failure_reason(error: Exception) -> str:
+    message = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {message[0] if message else 'unreadable'}"
+
+
 def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) -> IngestReport:
-    """Replace ``raw.<source>`` and ``ops.ingest_files`` for ``ds`` with what is landed now, atomically."""
+    """Bring ``raw.<source>`` and ``ops.ingest_files`` for ``ds`` up to what is landed now, atomically.
+
+    A file ingested before with the same sha256 keeps its rows and is not read again; a changed file's rows are
+    replaced, and a file no longer landed loses its rows.
+    """
     if not landing.is_dir():
         raise LandingError(f"landing folder {landing} does not exist")
+    ingested = _ingested_files(con, ds)
     records: list[FileRecord] = []
+    skipped: list[str] = []
     raw_by_source: dict[str, list[pl.DataFrame]] = {source: [] for source in SOURCES}
     for source, contract in SOURCES.items():
         for path in discover_files(landing, source, ds):
             relative = path.relative_to(landing).as_posix()
             size, digest = path.stat().st_size, sha256_of(path)
+            before = ingested.get(relative)
+            if before is not None and before.source == source and before.sha256 == digest:
+                records.append(before)
+                skipped.append(relative)
+                continue
             try:
-                frame, lines = read_landed_file(path)
-                rows, missing, extra = to_raw_rows(frame, contract, ds, relative, lines)
+                frame, lines, malformed = read_landed_file(path)
+                rows, missing, extra = to_raw_rows(frame, contract, ds, relative, lines, malformed)
             except Exception as error:  # noqa: BLE001 - any unreadable file is recorded with its reason, not raised
-                reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                reason = _failure_reason(error)
                 log.warning("cannot read %s: %s", relative, reason)
                 records.append(FileRecord(ds, source, relative, digest, size, None, status="failed", error=reason))
                 continue
@@ -183,15 +362,13 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) ->
 
     files = pl.DataFrame(
         [vars(r) | {"missing_columns": list(r.missing_columns), "extra_columns": list(r.extra_columns)} for r in records],
-        schema={
-            "ds": pl.Date, "source": pl.String, "path": pl.String, "sha256": pl.String, "size_bytes": pl.Int64,
-            "rows_read": pl.Int64, "missing_columns": pl.List(pl.String), "extra_columns": pl.List(pl.String),
-            "status": pl.String, "error": pl.String,
-        },
+        schema=_FILES_SCHEMA,
     )
     with transaction(con):
         for source, frames in raw_by_source.items():
-            rows = pl.concat(frames) if frames else pl.DataFrame()
-            replace_partition(con, f"raw.{source}", ds, rows.to_arrow(compat_level=ARROW_LEVEL))
+            table = f"raw.{source}"
+            con.execute(partition_sql("partition/delete_except_files", table), {"ds": ds, "keep": skipped})
+            if frames:
+                insert_rows(con, table, pl.concat(frames).to_arrow(compat_level=ARROW_LEVEL))
         replace_partition(con, "ops.ingest_files", ds, files.to_arrow(compat_level=ARROW_LEVEL))
-    return IngestReport(ds, records)
+    return IngestReport(ds, records, skipped)

@@ -18,7 +18,9 @@ from tasks.db import connect
 from tasks.evaluate import evaluate_holdout, exclusion_sets
 from tasks.graph import CatalogSizes, assign_ids, catalog_sizes, load_graph, load_holdout, unavailable_items
 from tasks.ingest import IngestReport, days_to_ingest, ingest_partition
+from tasks.policy import ContractPolicy
 from tasks.publish import PublishSummary, publish_topk
+from tasks.quality import DayContracts, check_contracts
 from tasks.ranking import rank_top_k
 from tasks.runs import record_metrics
 from tasks.train import TrainingConfig, TrainingReport, fit, load_checkpoint, save_checkpoint
@@ -58,6 +60,13 @@ def ingest(db: Path, landing: Path, ds: date) -> IngestReport:
 def validate(db: Path, ds: date) -> list[SourceValidation]:
     with connect(db) as con:
         return validate_partition(con, ds)
+
+
+def check_data_contracts(
+    db: Path, ds: date, run_id: str, policy: ContractPolicy, validation: list[SourceValidation], docs_dir: Path | None
+) -> DayContracts:
+    with connect(db) as con:
+        return check_contracts(con, ds, run_id, policy, validation, docs_dir)
 
 
 def build_graph(db: Path, ds: date) -> CatalogSizes:

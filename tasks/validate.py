@@ -86,6 +86,14 @@ def split_rows(raw: pl.DataFrame, contract: SourceContract, missing_by_file: dic
     whole_file = of_broken_files.join(broken_files, on="source_file").select(
         *provenance, "column_name", pl.lit("missing_required_column").alias("rule"), pl.lit(None, pl.String).alias("value"), record
     )
+    # A line no reader could split into fields breaks the rule it was read with; its text is the value.
+    is_malformed = pl.col("malformed_rule").is_not_null()
+    malformed = checked.filter(is_malformed).select(
+        *provenance, pl.lit(None, pl.String).alias("column_name"), pl.col("malformed_rule").alias("rule"),
+        pl.col("malformed_text").alias("value"), record,
+    )
+    if malformed.height:
+        checked = checked.filter(is_malformed.not_())
 
     # Every rule and type reads the stripped text, so each column is stripped once for all of them.
     text = checked.select(*provenance, *(stripped(c).alias(c) for c in contract.columns))
@@ -95,7 +103,7 @@ def split_rows(raw: pl.DataFrame, contract: SourceContract, missing_by_file: dic
     row_failures = pl.concat([failing, failures.drop("index")], how="horizontal").select(
         *provenance, "column_name", "rule", "value", "record"
     )
-    quarantine = pl.concat([whole_file, row_failures]).sort("source_file", "source_line", "column_name", "rule")
+    quarantine = pl.concat([whole_file, malformed, row_failures]).sort("source_file", "source_line", "column_name", "rule")
     if failures.height:
         failed = pl.repeat(False, text.height, eager=True).scatter(failures["index"], True)
         text = text.filter(failed.not_())

@@ -42,8 +42,14 @@ def _usage_error(argv: list[str], capsys) -> str:
         (["--ds", "2026-02-30"], "gnnrec run: error: argument --ds: invalid date '2026-02-30': expected YYYY-MM-DD"),
         (["--ds", "03/01/2026"], "gnnrec run: error: argument --ds: invalid date '03/01/2026': expected YYYY-MM-DD"),
         (["--top-k", "0"], "gnnrec run: error: --top-k: Input should be greater than or equal to 1"),
+        (["--contracts", "{nope"], "gnnrec run: error: argument --contracts: invalid JSON '{nope'"),
+        (["--contracts", '{"interactions": {"critical": ["nope"]}}'],
+         "gnnrec run: error: --contracts: Value error, interactions: unknown expectation(s) nope; choose from "),
+        (["--contracts", '{"kg": {"rejection_budget": 2}}'],
+         "gnnrec run: error: --contracts-kg-rejection-budget: Input should be less than or equal to 1"),
     ],
-    ids=["unknown-model", "impossible-date", "malformed-date", "top-k-0"],
+    ids=["unknown-model", "impossible-date", "malformed-date", "top-k-0", "contracts-not-json", "contracts-unknown-expectation",
+         "contracts-budget-over-1"],
 )
 def test_bad_option_is_one_line_and_exit_code_2(argv: list[str], message: str, capsys):
     assert _usage_error(["run", *argv], capsys).startswith(message)

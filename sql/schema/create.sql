@@ -23,6 +23,15 @@ create table if not exists raw.item_entities (
     ds date not null, source_file varchar not null, source_line bigint not null,
     item_id varchar, entity_id varchar
 );
+-- a landed line no reader could split into fields keeps the rule it broke and its text (validation quarantines it)
+alter table raw.interactions add column if not exists malformed_rule varchar;
+alter table raw.interactions add column if not exists malformed_text varchar;
+alter table raw.social add column if not exists malformed_rule varchar;
+alter table raw.social add column if not exists malformed_text varchar;
+alter table raw.kg add column if not exists malformed_rule varchar;
+alter table raw.kg add column if not exists malformed_text varchar;
+alter table raw.item_entities add column if not exists malformed_rule varchar;
+alter table raw.item_entities add column if not exists malformed_text varchar;
 
 -- clean: typed rows that passed the row contracts
 create table if not exists clean.interactions (
@@ -75,6 +84,11 @@ create table if not exists ops.ingest_files (
 create table if not exists ops.runs (
     run_id varchar primary key, flow varchar not null, ds date not null, model varchar not null, params json,
     status varchar not null, message varchar, started_at timestamp not null, finished_at timestamp
+);
+-- the dataset-level expectations (Great Expectations) of each run and day: one row per expectation
+create table if not exists ops.validation_results (
+    run_id varchar not null, ds date not null, source varchar not null, suite varchar not null,
+    expectation varchar not null, success boolean not null, observed_value varchar, critical boolean not null
 );
 create table if not exists ops.metrics (
     run_id varchar not null, metric varchar not null, k integer not null, value double not null
