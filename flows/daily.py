@@ -6,7 +6,10 @@ transient I/O only, and a log line. Parameters are resolved once here and passed
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -17,16 +20,23 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from flows.artifacts import report_run
 from flows.params import DailyParams
 from tasks import steps
 from tasks.db import connect
 from tasks.graph import CatalogSizes, holdout_cutoff
 from tasks.ingest import IngestReport
+from tasks.analytics import StoreSummary, publish_store
+from tasks.lock import warehouse_lock
 from tasks.publish import PublishSummary
-from tasks.runs import finish_run, start_run
+from tasks.runs import (
+    Provenance, code_version, finish_run, ingested_inputs, library_versions, previous_metrics, record_provenance,
+    record_stage_seconds, start_run,
+)
 from tasks.validate import SourceValidation
 
 FLOW_NAME = "daily-recommendations"
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
 def retry_on_transient(task, task_run, state) -> bool:
@@ -114,6 +124,8 @@ class DailyResult:
     validation: list[SourceValidation]
     metrics: dict[tuple[str, int], float] = field(default_factory=dict)
     published: PublishSummary | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    analytics: Path | None = None
 
 
 def resolve_ds(requested: date | None) -> date:
@@ -136,35 +148,102 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+@contextlib.contextmanager
+def _timed(stage_seconds: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        stage_seconds[stage] = stage_seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+def run_parameters(params: DailyParams, train: bool) -> dict:
+    """The parameters recorded with a run; a backfill skips a day whose completed run recorded the same."""
+    return params.model_dump(mode="json", exclude={"lock_wait"}) | {"train": train}
+
+
+@io_task(name="publish_analytics", timeout_seconds=3600)
+def publish_analytics(db: Path, analytics: Path) -> StoreSummary | None:
+    with connect(db) as con:
+        summary = publish_store(con, analytics)
+    if summary is not None:
+        get_run_logger().info("analytics store %s: %d partitions (%d new)", analytics, summary.partitions, summary.exported)
+    return summary
+
+
 @flow(name=FLOW_NAME, log_prints=False)
 def daily_recommendations(params: DailyParams = DailyParams()) -> DailyResult:
     """Process one day of landed data into published per-user top-K recommendations."""
     ds = resolve_ds(params.ds)
+    with warehouse_lock(params.db, f"{FLOW_NAME} model={params.model} ds={ds}", params.lock_wait):
+        return process_day(params.model_copy(update={"ds": ds}), FLOW_NAME)
+
+
+def process_day(params: DailyParams, flow_name: str, train: bool = True) -> DailyResult:
+    """One day, run inside a flow by the holder of the warehouse lock: ingest and validate, then (when ``train``)
+    build the graph, train, evaluate, publish and refresh the analytics store. Recorded in ``ops.runs``."""
+    if params.ds is None:
+        raise ValueError("process_day needs a resolved ds")
+    ds = params.ds
     device = resolve_device(params.device)
     run_id = uuid.uuid4().hex
     recipe = params.recipe()
     checkpoints = params.db.parent / "checkpoints" / run_id
+    seconds: dict[str, float] = {}
+    started_at = _now()
     with connect(params.db) as con:
-        start_run(con, run_id, FLOW_NAME, ds, params.model, params.model_dump(mode="json") | {"ds": ds.isoformat()}, _now())
+        start_run(con, run_id, flow_name, ds, params.model, run_parameters(params, train), started_at)
+    metrics: dict[tuple[str, int], float] = {}
+    published = None
     try:
-        days_ingested = find_pending_days(params.db, params.landing, ds)
+        with _timed(seconds, "ingest"):
+            days_ingested = find_pending_days(params.db, params.landing, ds)
         for day in days_ingested:
-            ingest_partition(params.db, params.landing, day)
-            validation = validate_partition(params.db, day)
-        build_graph(params.db, ds)
-        metrics: dict[tuple[str, int], float] = {}
-        trained = None
-        if params.eval_days > 0:
-            cutoff = holdout_cutoff(ds, params.eval_days)
-            trained = train_model(params.db, ds, cutoff, recipe, checkpoints / "holdout.pt", device)
-            metrics = evaluate_model(params.db, ds, params.eval_days, trained, recipe, run_id, device)
-        if trained is None or params.retrain:
-            trained = train_model(params.db, ds, ds, recipe, checkpoints / "final.pt", device)
-        published = publish_topk(params.db, ds, trained, recipe, params.top_k, run_id, device)
+            with _timed(seconds, "ingest"):
+                ingest_partition(params.db, params.landing, day)
+            with _timed(seconds, "validate"):
+                validation = validate_partition(params.db, day)
+        with connect(params.db) as con:
+            digest, files = ingested_inputs(con, ds)
+            provenance = Provenance(digest, files, code_version(PROJECT_DIR), library_versions(), params.seed, device)
+            record_provenance(con, run_id, provenance)
+        if train:
+            with _timed(seconds, "build_graph"):
+                build_graph(params.db, ds)
+            trained = None
+            if params.eval_days > 0:
+                cutoff = holdout_cutoff(ds, params.eval_days)
+                with _timed(seconds, "train"):
+                    trained = train_model(params.db, ds, cutoff, recipe, checkpoints / "holdout.pt", device)
+                with _timed(seconds, "evaluate"):
+                    metrics = evaluate_model(params.db, ds, params.eval_days, trained, recipe, run_id, device)
+            if trained is None or params.retrain:
+                with _timed(seconds, "train"):
+                    trained = train_model(params.db, ds, ds, recipe, checkpoints / "final.pt", device)
+            with _timed(seconds, "publish"):
+                published = publish_topk(params.db, ds, trained, recipe, params.top_k, run_id, device)
     except BaseException as error:
         with connect(params.db) as con:
+            record_stage_seconds(con, run_id, seconds)
             finish_run(con, run_id, "failed", _now(), f"{type(error).__name__}: {error}")
         raise
     with connect(params.db) as con:
+        record_stage_seconds(con, run_id, seconds)
         finish_run(con, run_id, "completed", _now())
-    return DailyResult(run_id, ds, params.model, params.db, days_ingested, validation, metrics, published)
+        previous_run, previous = previous_metrics(con, run_id, params.model, started_at)
+    analytics = None
+    if published is not None:
+        try:
+            with _timed(seconds, "analytics"):
+                publish_analytics(params.db, params.analytics)
+        except BaseException as error:
+            with connect(params.db) as con:
+                finish_run(con, run_id, "failed", _now(), f"analytics store: {type(error).__name__}: {error}")
+            raise
+        analytics = params.analytics
+        with connect(params.db) as con:
+            record_stage_seconds(con, run_id, seconds)
+        report_run(params.model, ds, metrics, previous_run, previous, trained.report.epoch_losses)
+    return DailyResult(
+        run_id, ds, params.model, params.db, days_ingested, validation, metrics, published, seconds, analytics
+    )

@@ -39,6 +39,12 @@ class DailyParams(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto takes CUDA when present")
     landing: Path = Field(Path("landing"), description="landing root: <landing>/<source>/ds=YYYY-MM-DD/*")
     db: Path = Field(Path("data/gnnrec.duckdb"), description="the pipeline's DuckDB file")
+    analytics: Path = Field(
+        Path("data/analytics.duckdb"), description="the analysts' read-only store: views over Parquet files beside it"
+    )
+    lock_wait: float = Field(
+        0.0, ge=0, description="seconds to wait for another run's lock on --db before failing (0: fail at once)"
+    )
 
     @field_validator("model")
     @classmethod

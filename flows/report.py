@@ -24,4 +24,8 @@ def describe_result(result: DailyResult) -> str:
         p = result.published
         lines.append(f"  published {p.rows:,} recommendations for {p.users:,} users")
     lines.append(f"  results: {result.db} -> table recs.topk (ds, model), view recs.latest_topk; metrics in ops.metrics")
+    if result.analytics is not None:
+        lines.append(f"  analysts: {result.analytics} (open read-only at any time, even while a run writes)")
+    if result.stage_seconds:
+        lines.append("  stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.stage_seconds.items()))
     return "\n".join(lines)
