@@ -17,6 +17,7 @@ from flows.cli import main
 from flows.daily import daily_recommendations, run_parameters
 from flows.params import DailyParams
 from tasks.backfill import backfill_plan
+from tasks.curves import curve_svg, metrics_comparison
 from tasks.db import connect
 from tasks.demo import generate_demo_world
 from tasks.lock import WarehouseBusy, warehouse_lock
@@ -96,6 +97,28 @@ def test_registry_records_inputs_code_libraries_seed_device_and_stage_times(back
     assert set(json.loads(stages)) == {"ingest", "validate", "build_graph", "train", "evaluate", "publish", "analytics"}
 
 
+def _artifacts(key: str) -> list:
+    """The artifacts stored under ``key``, newest first."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC)
+
+
+def test_each_trained_run_publishes_its_metrics_and_training_curve(backfilled):
+    _, first, _, _ = backfilled
+    last = first.completed[-1]
+    (metrics,) = _artifacts("metrics-mf")
+    table = json.loads(metrics.data) if isinstance(metrics.data, str) else metrics.data
+    assert table == metrics_comparison(last.metrics, {})  # the first mf run: nothing to compare with
+    assert {row["previous"] for row in table} == {None} and len(table) == 15
+    (curve,) = _artifacts("training-curve-mf")
+    assert "data:image/svg+xml;base64," in curve.data
+    assert curve.data.count("\n| ") == TINY["epochs"] + 1  # header plus one row per epoch
+
+
 def test_a_changed_file_redoes_its_day_and_the_days_after(backfilled, tmp_path):
     params, first, _, _ = backfilled
     changed = sorted((params.landing / "interactions" / f"ds={DAYS[1]}").iterdir())[0]
@@ -107,6 +130,10 @@ def test_a_changed_file_redoes_its_day_and_the_days_after(backfilled, tmp_path):
         changed.write_bytes(original)
     assert set(redo.skipped) == {DAYS[0]}
     assert [r.ds for r in redo.completed] == DAYS[1:]
+    # the redone last day's metrics artifact compares against the first backfill's run
+    newest = _artifacts("metrics-mf")[0]
+    table = json.loads(newest.data) if isinstance(newest.data, str) else newest.data
+    assert table == metrics_comparison(redo.completed[-1].metrics, first.completed[-1].metrics)
     forced = backfill_recommendations(params.model_copy(update={"force": True, "start": DAYS[2]}))
     assert [r.ds for r in forced.completed] == DAYS[2:] and forced.skipped == {}
 
@@ -174,3 +201,13 @@ def test_old_warehouses_gain_the_registry_columns(tmp_path):
     with connect(db) as con:
         rows = con.execute("select run_id, status, code_version, stage_seconds from ops.runs").fetchall()
     assert rows == [("old", "completed", None, None)]
+
+
+def test_curve_and_comparison_are_exact():
+    svg = curve_svg([3.0, 2.0, 1.0], "loss")
+    # 480 x 240 with a 40 margin: x from 40 to 440, y from 200 (lowest value) up to 40 (highest)
+    assert '<polyline points="40.0,40.0 240.0,120.0 440.0,200.0"' in svg
+    assert metrics_comparison({("recall", 20): 0.5, ("ndcg", 20): 0.25}, {("recall", 20): 0.4}) == [
+        {"metric": "ndcg", "k": 20, "value": 0.25, "previous": None, "change": None},
+        {"metric": "recall", "k": 20, "value": 0.5, "previous": 0.4, "change": 0.1},
+    ]
