@@ -1,4 +1,4 @@
-"""The daily flow: ingest -> validate -> build graph -> train -> evaluate -> (retrain) -> publish.
+"""The daily flow: ingest -> validate -> build graph -> train -> evaluate -> (retrain) -> publish -> analytics store.
 
 A thin Prefect shell: each task wraps one plain step from :mod:`tasks.steps`, adding a name, retries for
 transient I/O only, and a log line. Parameters are resolved once here and passed down explicitly.
@@ -23,10 +23,10 @@ from prefect.runtime import flow_run
 from flows.artifacts import report_run
 from flows.params import DailyParams
 from tasks import steps
+from tasks.analytics import StoreSummary, publish_store
 from tasks.db import connect
 from tasks.graph import CatalogSizes, holdout_cutoff
 from tasks.ingest import IngestReport
-from tasks.analytics import StoreSummary, publish_store
 from tasks.lock import warehouse_lock
 from tasks.publish import PublishSummary
 from tasks.runs import (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 from flows.backfill import BackfillResult
 from flows.daily import DailyResult
@@ -35,7 +36,7 @@ def describe_result(result: DailyResult) -> str:
     return "\n".join(lines)
 
 
-def describe_backfill(result: BackfillResult, analytics) -> str:
+def describe_backfill(result: BackfillResult, analytics: Path) -> str:
     lines = [f"gnnrec backfill {result.days[0]} .. {result.days[-1]}: {len(result.completed)} day(s) run, "
              f"{len(result.skipped)} skipped as already done"]
     for day in result.days:

@@ -165,7 +165,7 @@ def test_same_inputs_parameters_and_seed_publish_the_same_top_k(prefect_harness,
     assert published[0] == published[1]
 
 
-def test_a_second_writer_fails_at_once_naming_the_holder(prefect_harness, tmp_path):
+def test_a_second_writer_fails_at_once_naming_the_holder(prefect_harness, tmp_path, capsys):
     db = tmp_path / "gnnrec.duckdb"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; from tasks.lock import warehouse_lock\n"
@@ -177,6 +177,11 @@ def test_a_second_writer_fails_at_once_naming_the_holder(prefect_harness, tmp_pa
         started = time.monotonic()
         with pytest.raises(WarehouseBusy, match=f"locked by another run: pid {holder.pid} .*: test holder"):
             daily_recommendations(DailyParams(ds=START, landing=tmp_path, db=db))
+        with pytest.raises(SystemExit) as exit_info:
+            main(["run", "--ds", str(START), "--landing", str(tmp_path), "--db", str(db)])
+        assert exit_info.value.code == 3
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and err.startswith(f"gnnrec run: error: warehouse {db} is locked by another run: pid {holder.pid}")
         with pytest.raises(WarehouseBusy, match="after waiting 1s"):
             with warehouse_lock(db, "second", wait_seconds=1):
                 pass
@@ -211,3 +216,20 @@ def test_curve_and_comparison_are_exact():
         {"metric": "ndcg", "k": 20, "value": 0.25, "previous": None, "change": None},
         {"metric": "recall", "k": 20, "value": 0.5, "previous": 0.4, "change": 0.1},
     ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--start", "2026-01-05", "--end", "2026-01-01"], "gnnrec backfill: error: end 2026-01-01 is before start 2026-01-05"),
+        (["--start", "2026-01-01"], "gnnrec backfill: error: the following arguments are required: --end"),
+        (["--start", "2026-01-01", "--end", "2026-01-02", "--publish", "some"], "gnnrec backfill: error: argument --publish: invalid choice"),
+    ],
+    ids=["end-before-start", "no-end", "bad-publish"],
+)
+def test_backfill_option_errors_are_one_line_and_exit_code_2(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["backfill", "--landing", str(tmp_path), *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(message), err
