@@ -151,6 +151,25 @@ def test_cli_lists_runs_and_shows_one(backfilled, capsys, monkeypatch, tmp_path)
     assert f"recall@20    {last.metrics[('recall', 20)]:.4f}" in shown and "code_version" in shown
 
 
+def test_runs_reads_the_analytics_store_while_a_writer_holds_the_warehouse(backfilled, capsys, monkeypatch, tmp_path):
+    params, first, _, _ = backfilled
+    monkeypatch.chdir(tmp_path)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('open', flush=True); time.sleep(60)",
+         str(params.db)], stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout.readline() == "open\n"
+        assert main(["runs", "--db", str(params.db), "--analytics", str(params.analytics)]) == 0
+    finally:
+        writer.kill()
+        writer.wait()
+    out = capsys.readouterr().out
+    assert out.startswith(f"(a run holds {params.db}; showing the analytics store {params.analytics} as of its last publication)")
+    # the store's snapshot was taken when the last day published, after the first three days had completed
+    assert all(r.run_id in out for r in first.completed)
+
+
 def test_same_inputs_parameters_and_seed_publish_the_same_top_k(prefect_harness, tmp_path):
     landing = tmp_path / "landing"
     world = generate_demo_world(landing, start=START, days=3, users=120, items=80, seed=4)
