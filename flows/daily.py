@@ -61,7 +61,7 @@ def find_pending_days(db: Path, landing: Path, ds: date) -> list[date]:
     return days
 
 
-@io_task(name="ingest_partition")
+@io_task(name="ingest_partition", timeout_seconds=3600)
 def ingest_partition(db: Path, landing: Path, ds: date) -> IngestReport:
     report = steps.ingest(db, landing, ds)
     get_run_logger().info("ingested %d files for %s", len(report.files), ds)
@@ -76,7 +76,7 @@ def validate_partition(db: Path, ds: date) -> list[SourceValidation]:
     return summaries
 
 
-@io_task(name="build_graph")
+@io_task(name="build_graph", timeout_seconds=3600)
 def build_graph(db: Path, ds: date) -> CatalogSizes:
     sizes = steps.build_graph(db, ds)
     get_run_logger().info("catalog as of %s: %s", ds, sizes)
