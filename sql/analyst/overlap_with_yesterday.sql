@@ -1,4 +1,4 @@
--- how much of each user's newest list was already in their list the day before, per model
+-- how much of each user's newest list was already in their list the day before, per model (users who had one)
 -- (one user with `set variable user_id = 'u-...'`; default: every user)
 with today as (
     select * from recs.latest_topk
@@ -20,7 +20,7 @@ final as (
     from today
     left join yesterday
         on yesterday.model = today.model and yesterday.user_id = today.user_id and yesterday.item_id = today.item_id
-    where exists (select 1 from yesterday as y where y.model = today.model)
+    where exists (select 1 from yesterday as y where y.model = today.model and y.user_id = today.user_id)
     group by all
 )
 
