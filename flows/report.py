@@ -57,12 +57,12 @@ def describe_run(run: dict) -> str:
         if name in ("run_id", "metrics"):
             continue
         if isinstance(value, str) and value.startswith("{"):
-            value = json.dumps(json.loads(value), sort_keys=True)
+            value = json.dumps(json.loads(value))
         lines.append(f"  {name:<17} {value}")
     if run["metrics"]:
         lines.append("  metrics")
         for (metric, k), value in sorted(run["metrics"].items()):
-            lines.append(f"    {metric}@{k:<5} {value:.4f}")
+            lines.append(f"    {f'{metric}@{k}':<14} {value:.4f}")
     return "\n".join(lines)
 
 

@@ -148,7 +148,7 @@ def test_cli_lists_runs_and_shows_one(backfilled, capsys, monkeypatch, tmp_path)
     assert main(["show-run", last.run_id[:10], "--db", str(params.db)]) == 0
     shown = capsys.readouterr().out
     assert shown.startswith(f"run {last.run_id}\n")
-    assert f"recall@20    {last.metrics[('recall', 20)]:.4f}" in shown and "code_version" in shown
+    assert f"recall@20      {last.metrics[('recall', 20)]:.4f}" in shown and "code_version" in shown
 
 
 def test_runs_reads_the_analytics_store_while_a_writer_holds_the_warehouse(backfilled, capsys, monkeypatch, tmp_path):
