@@ -252,3 +252,14 @@ def test_backfill_option_errors_are_one_line_and_exit_code_2(argv, message, tmp_
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith(message), err
+
+
+def test_a_failed_run_is_recorded_with_its_error_and_the_stages_it_reached(prefect_harness, tmp_path):
+    db, missing = tmp_path / "gnnrec.duckdb", tmp_path / "no-landing"
+    with pytest.raises(ValueError, match="does not exist"):
+        daily_recommendations(DailyParams(ds=START, landing=missing, db=db, analytics=tmp_path / "analytics.duckdb"))
+    with duckdb.connect(str(db), read_only=True) as con:
+        (status, message, stages, finished), = con.execute("select status, message, stage_seconds, finished_at from ops.runs").fetchall()
+    assert (status, message) == ("failed", f"LandingError: landing folder {missing} does not exist")
+    assert set(json.loads(stages)) == {"ingest"} and finished is not None
+    assert not (tmp_path / "analytics.duckdb").exists()
