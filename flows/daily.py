@@ -24,6 +24,7 @@ from flows.artifacts import report_run
 from flows.params import DailyParams
 from tasks import steps
 from tasks.analytics import StoreSummary, publish_store
+from tasks.curves import TrainingCurve
 from tasks.db import connect
 from tasks.graph import CatalogSizes, holdout_cutoff
 from tasks.ingest import IngestReport
@@ -34,6 +35,7 @@ from tasks.runs import (
     record_stage_seconds, start_run,
 )
 from tasks.validate import SourceValidation
+from tasks.validation_curve import holdout_recall
 
 FLOW_NAME = "daily-recommendations"
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -85,15 +87,23 @@ def build_graph(db: Path, ds: date) -> CatalogSizes:
 
 @task(name="train_model", cache_policy=NO_CACHE, timeout_seconds=6 * 3600)
 def train_model(
-    db: Path, ds: date, as_of: date, recipe: steps.ModelRecipe, checkpoint: Path, device: str
-) -> steps.TrainedModel:
+    db: Path, ds: date, as_of: date, recipe: steps.ModelRecipe, checkpoint: Path, device: str, curve_eval_days: int = 0
+) -> tuple[steps.TrainedModel, list[float]]:
+    """Train and save the weights; with ``curve_eval_days``, also the holdout's Recall@20 after every epoch."""
     logger = get_run_logger()
-    trained = steps.train(
-        db, ds, as_of, recipe, checkpoint, torch.device(device),
-        on_epoch=lambda epoch, loss, _model: logger.info("epoch %d loss %.5f", epoch, loss),
-    )
+    recall_of = holdout_recall(db, ds, curve_eval_days, torch.device(device)) if curve_eval_days else None
+    recalls: list[float] = []
+
+    def on_epoch(epoch: int, loss: float, model) -> None:
+        if recall_of is None:
+            logger.info("epoch %d loss %.5f", epoch, loss)
+            return
+        recalls.append(recall_of(model))
+        logger.info("epoch %d loss %.5f holdout recall@20 %.4f", epoch, loss, recalls[-1])
+
+    trained = steps.train(db, ds, as_of, recipe, checkpoint, torch.device(device), on_epoch=on_epoch)
     logger.info("trained %s on data up to %s in %.1fs", recipe.name, as_of, trained.report.seconds)
-    return trained
+    return trained, recalls
 
 
 @task(name="evaluate_model", cache_policy=NO_CACHE, timeout_seconds=3600)
@@ -210,16 +220,21 @@ def process_day(params: DailyParams, flow_name: str, train: bool = True) -> Dail
         if train:
             with _timed(seconds, "build_graph"):
                 build_graph(params.db, ds)
-            trained = None
+            trained, curve = None, None
             if params.eval_days > 0:
                 cutoff = holdout_cutoff(ds, params.eval_days)
                 with _timed(seconds, "train"):
-                    trained = train_model(params.db, ds, cutoff, recipe, checkpoints / "holdout.pt", device)
+                    trained, recalls = train_model(
+                        params.db, ds, cutoff, recipe, checkpoints / "holdout.pt", device,
+                        params.eval_days if params.curve_recall else 0,
+                    )
+                curve = TrainingCurve("holdout model", trained.report.epoch_losses, recalls)
                 with _timed(seconds, "evaluate"):
                     metrics = evaluate_model(params.db, ds, params.eval_days, trained, recipe, run_id, device)
             if trained is None or params.retrain:
                 with _timed(seconds, "train"):
-                    trained = train_model(params.db, ds, ds, recipe, checkpoints / "final.pt", device)
+                    trained, _ = train_model(params.db, ds, ds, recipe, checkpoints / "final.pt", device)
+                curve = curve or TrainingCurve("published model", trained.report.epoch_losses, [])
             with _timed(seconds, "publish"):
                 published = publish_topk(params.db, ds, trained, recipe, params.top_k, run_id, device)
     except BaseException as error:
@@ -243,7 +258,7 @@ def process_day(params: DailyParams, flow_name: str, train: bool = True) -> Dail
         analytics = params.analytics
         with connect(params.db) as con:
             record_stage_seconds(con, run_id, seconds)
-        report_run(params.model, ds, metrics, previous_run, previous, trained.report.epoch_losses)
+        report_run(params.model, ds, metrics, previous_run, previous, curve)
     return DailyResult(
         run_id, ds, params.model, params.db, days_ingested, validation, metrics, published, seconds, analytics
     )

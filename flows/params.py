@@ -35,6 +35,9 @@ class DailyParams(BaseModel):
     negatives: int = Field(1, ge=1, le=256, description="sampled negatives per positive in the BPR loss")
     eval_days: int = Field(1, ge=0, description="trailing days held out for evaluation (0: skip evaluation)")
     retrain: bool = Field(True, description="after evaluating, retrain on all data up to ds before publishing")
+    curve_recall: bool = Field(
+        False, description="rank the holdout after every epoch for the training curve's Recall@20 (one evaluation per epoch)"
+    )
     seed: int = Field(2026, description="random seed (runs are deterministic on CPU)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto takes CUDA when present")
     landing: Path = Field(Path("landing"), description="landing root: <landing>/<source>/ds=YYYY-MM-DD/*")

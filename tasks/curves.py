@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
+from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 WIDTH, HEIGHT, MARGIN = 480, 240, 40
@@ -38,11 +39,30 @@ def _short(value: float) -> str:
     return f"{value:.4g}" if math.isfinite(value) else str(value)
 
 
-def training_curve_markdown(losses: list[float], title: str) -> str:
-    """Markdown for a Prefect artifact: the curve as an inline SVG image, then the per-epoch values."""
-    encoded = base64.b64encode(curve_svg(losses, title).encode()).decode()
-    rows = "\n".join(f"| {epoch} | {loss:.6f} |" for epoch, loss in enumerate(losses, start=1))
-    return f"![{title}](data:image/svg+xml;base64,{encoded})\n\n| epoch | BPR loss |\n|---:|---:|\n{rows}\n"
+@dataclass(frozen=True)
+class TrainingCurve:
+    """Per-epoch figures of one training: its BPR loss and, when tracked, the holdout's Recall@20."""
+
+    model: str
+    losses: list[float]
+    recalls: list[float]
+
+
+def _image(svg: str, title: str) -> str:
+    return f"![{title}](data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()})"
+
+
+def training_curve_markdown(curve: TrainingCurve, title: str) -> str:
+    """Markdown for a Prefect artifact: the curves as inline SVG images, then the per-epoch values."""
+    images = [_image(curve_svg(curve.losses, f"{title}: BPR loss per epoch"), "loss")]
+    if curve.recalls:
+        images.append(_image(curve_svg(curve.recalls, f"{title}: holdout Recall@20 per epoch"), "recall@20"))
+        header = "| epoch | BPR loss | holdout Recall@20 |\n|---:|---:|---:|"
+        rows = [f"| {n} | {loss:.6f} | {recall:.4f} |" for n, (loss, recall) in enumerate(zip(curve.losses, curve.recalls), 1)]
+    else:
+        header = "| epoch | BPR loss |\n|---:|---:|"
+        rows = [f"| {n} | {loss:.6f} |" for n, loss in enumerate(curve.losses, 1)]
+    return "\n\n".join(images) + "\n\n" + header + "\n" + "\n".join(rows) + "\n"
 
 
 def metrics_comparison(

@@ -17,7 +17,7 @@ from flows.cli import main
 from flows.daily import daily_recommendations, run_parameters
 from flows.params import DailyParams
 from tasks.backfill import backfill_plan
-from tasks.curves import curve_svg, metrics_comparison
+from tasks.curves import TrainingCurve, curve_svg, metrics_comparison, training_curve_markdown
 from tasks.db import connect
 from tasks.demo import generate_demo_world
 from tasks.lock import WarehouseBusy, warehouse_lock
@@ -38,7 +38,10 @@ def backfilled(prefect_harness, tmp_path_factory):
     root = tmp_path_factory.mktemp("backfill")
     landing, db = root / "landing", root / "data" / "gnnrec.duckdb"
     generate_demo_world(landing, start=START, days=4, users=150, items=90, seed=2)
-    params = BackfillParams(start=DAYS[0], end=DAYS[-1], model="mf", landing=landing, db=db, analytics=root / "data" / "analytics.duckdb", **TINY)
+    params = BackfillParams(
+        start=DAYS[0], end=DAYS[-1], model="mf", landing=landing, db=db, analytics=root / "data" / "analytics.duckdb",
+        curve_recall=True, **TINY,
+    )
     first = backfill_recommendations(params)
     runs_after_first = _runs(db)
     again = backfill_recommendations(params)
@@ -115,8 +118,11 @@ def test_each_trained_run_publishes_its_metrics_and_training_curve(backfilled):
     assert table == metrics_comparison(last.metrics, {})  # the first mf run: nothing to compare with
     assert {row["previous"] for row in table} == {None} and len(table) == 15
     (curve,) = _artifacts("training-curve-mf")
-    assert "data:image/svg+xml;base64," in curve.data
-    assert curve.data.count("\n| ") == TINY["epochs"] + 1  # header plus one row per epoch
+    assert curve.data.count("](data:image/svg+xml;base64,") == 2  # loss and holdout Recall@20
+    rows = [line.strip("|").split("|") for line in curve.data.splitlines() if line.startswith("| ") and "epoch" not in line]
+    assert [int(epoch) for epoch, _, _ in rows] == list(range(1, TINY["epochs"] + 1))
+    # after the last epoch the holdout model is the one evaluated: its curve ends at the recorded Recall@20
+    assert float(rows[-1][2]) == pytest.approx(last.metrics[("recall", 20)], abs=5e-5)
 
 
 def test_a_changed_file_redoes_its_day_and_the_days_after(backfilled, tmp_path):
@@ -231,6 +237,10 @@ def test_curve_and_comparison_are_exact():
     svg = curve_svg([3.0, 2.0, 1.0], "loss")
     # 480 x 240 with a 40 margin: x from 40 to 440, y from 200 (lowest value) up to 40 (highest)
     assert '<polyline points="40.0,40.0 240.0,120.0 440.0,200.0"' in svg
+    markdown = training_curve_markdown(TrainingCurve("holdout model", [0.7, 0.5], [0.1, 0.25]), "mf")
+    assert markdown.endswith(
+        "| epoch | BPR loss | holdout Recall@20 |\n|---:|---:|---:|\n| 1 | 0.700000 | 0.1000 |\n| 2 | 0.500000 | 0.2500 |\n"
+    )
     assert metrics_comparison({("recall", 20): 0.5, ("ndcg", 20): 0.25}, {("recall", 20): 0.4}) == [
         {"metric": "ndcg", "k": 20, "value": 0.25, "previous": None, "change": None},
         {"metric": "recall", "k": 20, "value": 0.5, "previous": 0.4, "change": 0.1},
