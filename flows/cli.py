@@ -12,6 +12,7 @@ from typing import Any, NoReturn, get_args
 
 EXIT_USAGE = 2
 EXIT_DATA = 1  # the landed data broke its contract, or the landing folder is unusable
+EXIT_BUSY = 3  # another run holds the warehouse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,12 +46,14 @@ def _json_object(text: str) -> dict:
     return value
 
 
-def _add_daily_options(parser: argparse.ArgumentParser) -> None:
+def _add_daily_options(parser: argparse.ArgumentParser, exclude: frozenset[str] = frozenset()) -> None:
     """One option per field of :class:`DailyParams`, with its description as help, so none is ever missing."""
     from flows.params import DailyParams
     from models.registry import MODELS
 
     for name, field in DailyParams.model_fields.items():
+        if name in exclude:
+            continue
         option = "--" + name.replace("_", "-")
         kwargs: dict[str, Any] = {"dest": name, "help": f"{field.description} (default: {field.default})"}
         annotation = field.annotation
@@ -94,8 +97,37 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--db", type=Path, default=Path("data/gnnrec.duckdb"), help="DuckDB file (default: data/gnnrec.duckdb)")
     query.set_defaults(handler=_query, parser=query)
 
+    backfill = commands.add_parser(
+        "backfill", help="run every day of a range: ingest and validate each, train and publish every day or the last",
+        description="Backfill [start, end] day by day under one warehouse lock. Days already completed with the same "
+        "input files and parameters are skipped (--force redoes them).",
+    )
+    backfill.add_argument("--start", type=_iso_date, required=True, help="first day (YYYY-MM-DD)")
+    backfill.add_argument("--end", type=_iso_date, required=True, help="last day, inclusive (YYYY-MM-DD)")
+    backfill.add_argument("--publish", choices=["every", "last"], default="last",
+                          help="train and publish every day, or only the last (default: last)")
+    backfill.add_argument("--force", action="store_true", help="redo days already completed with the same inputs")
+    _add_daily_options(backfill, exclude=frozenset({"ds"}))
+    backfill.set_defaults(handler=_backfill, parser=backfill)
+
+    runs = commands.add_parser("runs", help="recent runs with their status, duration and headline metrics")
+    runs.add_argument("--limit", type=int, default=20, help="how many runs (default: 20)")
+    _add_registry_options(runs)
+    runs.set_defaults(handler=_runs, parser=runs)
+
+    show = commands.add_parser("show-run", help="everything recorded about one run")
+    show.add_argument("run_id", help="a run id, or a unique prefix of one")
+    _add_registry_options(show)
+    show.set_defaults(handler=_show_run, parser=show)
+
     _add_import_command(commands)
     return parser
+
+
+def _add_registry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", type=Path, default=Path("data/gnnrec.duckdb"), help="DuckDB file (default: data/gnnrec.duckdb)")
+    parser.add_argument("--analytics", type=Path, default=Path("data/analytics.duckdb"),
+                        help="the analysts' store, read while a run holds --db (default: data/analytics.duckdb)")
 
 
 def _add_import_command(commands) -> None:
@@ -133,14 +165,92 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from flows.daily import daily_recommendations
     from flows.report import describe_result
     from tasks.ingest import LandingError
+    from tasks.lock import WarehouseBusy
     from tasks.policy import DataContractError
 
     try:
         result = daily_recommendations(params)
+    except WarehouseBusy as error:
+        parser.exit(EXIT_BUSY, f"{parser.prog}: error: {error}\n")
     except (DataContractError, LandingError) as error:
         print(f"gnnrec run: {error}", file=sys.stderr)
         return EXIT_DATA
     print(describe_result(result))
+    return 0
+
+
+def _backfill(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pydantic import ValidationError
+
+    from flows.backfill import BackfillParams
+
+    given = {k: v for k, v in vars(args).items() if k in BackfillParams.model_fields and v is not None}
+    try:
+        params = BackfillParams(**given)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = "-".join(str(p) for p in first["loc"]).replace("_", "-")
+        parser.error(f"--{where}: {first['msg']}" if where else first["msg"].removeprefix("Value error, "))
+    if not params.landing.is_dir():
+        parser.error(f"--landing: folder {params.landing} does not exist")
+
+    from flows.backfill import backfill_recommendations
+    from flows.report import describe_backfill, show_progress
+    from tasks.ingest import LandingError
+    from tasks.lock import WarehouseBusy
+    from tasks.policy import DataContractError
+
+    show_progress()
+    try:
+        result = backfill_recommendations(params)
+    except WarehouseBusy as error:
+        parser.exit(EXIT_BUSY, f"{parser.prog}: error: {error}\n")
+    except (DataContractError, LandingError) as error:
+        print(f"gnnrec backfill: {error}", file=sys.stderr)
+        return EXIT_DATA
+    print(describe_backfill(result, params.analytics))
+    return 0
+
+
+def _registry(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """A read-only connection to the run registry: the warehouse, or while a run holds it, the analysts' store."""
+    import duckdb
+
+    if not args.db.is_file():
+        parser.error(f"--db: no warehouse at {args.db}; run `gnnrec run` first")
+    try:
+        return duckdb.connect(str(args.db), read_only=True), None
+    except duckdb.IOException:
+        if not args.analytics.is_file():
+            parser.exit(EXIT_BUSY, f"{parser.prog}: error: {args.db} is held by a running writer and there is no "
+                        f"analytics store at {args.analytics} yet\n")
+        note = f"(a run holds {args.db}; showing the analytics store {args.analytics} as of its last publication)"
+        return duckdb.connect(str(args.analytics), read_only=True), note
+
+
+def _runs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tasks.runs import recent_runs
+
+    con, note = _registry(args, parser)
+    with con:
+        if note:
+            print(note)
+        con.from_arrow(recent_runs(con, args.limit)).show(max_width=200, max_rows=args.limit)
+    return 0
+
+
+def _show_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from flows.report import describe_run
+    from tasks.runs import find_runs
+
+    con, note = _registry(args, parser)
+    with con:
+        runs = find_runs(con, args.run_id)
+    if len(runs) != 1:
+        parser.error(f"{'no run' if not runs else f'{len(runs)} runs'} with an id starting with {args.run_id!r}")
+    if note:
+        print(note)
+    print(describe_run(runs[0]))
     return 0
 
 

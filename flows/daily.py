@@ -1,4 +1,4 @@
-"""The daily flow: ingest -> validate -> build graph -> train -> evaluate -> (retrain) -> publish.
+"""The daily flow: ingest -> validate -> build graph -> train -> evaluate -> (retrain) -> publish -> analytics store.
 
 A thin Prefect shell: each task wraps one plain step from :mod:`tasks.steps`, adding a name, retries for
 transient I/O only, and a log line. Parameters are resolved once here and passed down explicitly.
@@ -6,7 +6,10 @@ transient I/O only, and a log line. Parameters are resolved once here and passed
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -18,18 +21,27 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from flows.artifacts import report_run
 from flows.params import DailyParams
 from tasks import steps
+from tasks.analytics import StoreSummary, publish_store
+from tasks.curves import TrainingCurve
 from tasks.db import connect
 from tasks.graph import CatalogSizes, holdout_cutoff
 from tasks.ingest import IngestReport
+from tasks.lock import warehouse_lock
 from tasks.policy import ContractPolicy
 from tasks.publish import PublishSummary
 from tasks.quality import DayContracts, contract_report, contract_summary
-from tasks.runs import finish_run, start_run
+from tasks.runs import (
+    Provenance, code_version, finish_run, ingested_inputs, library_versions, previous_metrics, record_provenance,
+    record_stage_seconds, start_run,
+)
 from tasks.validate import SourceValidation
+from tasks.validation_curve import holdout_recall
 
 FLOW_NAME = "daily-recommendations"
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
 def retry_on_transient(task, task_run, state) -> bool:
@@ -54,7 +66,7 @@ def find_pending_days(db: Path, landing: Path, ds: date) -> list[date]:
     return days
 
 
-@io_task(name="ingest_partition")
+@io_task(name="ingest_partition", timeout_seconds=3600)
 def ingest_partition(db: Path, landing: Path, ds: date) -> IngestReport:
     report = steps.ingest(db, landing, ds)
     get_run_logger().info("ingested %d files for %s", len(report.files), ds)
@@ -82,7 +94,7 @@ def check_data_contracts(
     return day
 
 
-@io_task(name="build_graph")
+@io_task(name="build_graph", timeout_seconds=3600)
 def build_graph(db: Path, ds: date) -> CatalogSizes:
     sizes = steps.build_graph(db, ds)
     get_run_logger().info("catalog as of %s: %s", ds, sizes)
@@ -91,15 +103,23 @@ def build_graph(db: Path, ds: date) -> CatalogSizes:
 
 @task(name="train_model", cache_policy=NO_CACHE, timeout_seconds=6 * 3600)
 def train_model(
-    db: Path, ds: date, as_of: date, recipe: steps.ModelRecipe, checkpoint: Path, device: str
-) -> steps.TrainedModel:
+    db: Path, ds: date, as_of: date, recipe: steps.ModelRecipe, checkpoint: Path, device: str, curve_eval_days: int = 0
+) -> tuple[steps.TrainedModel, list[float]]:
+    """Train and save the weights; with ``curve_eval_days``, also the holdout's Recall@20 after every epoch."""
     logger = get_run_logger()
-    trained = steps.train(
-        db, ds, as_of, recipe, checkpoint, torch.device(device),
-        on_epoch=lambda epoch, loss, _model: logger.info("epoch %d loss %.5f", epoch, loss),
-    )
+    recall_of = holdout_recall(db, ds, curve_eval_days, torch.device(device)) if curve_eval_days else None
+    recalls: list[float] = []
+
+    def on_epoch(epoch: int, loss: float, model) -> None:
+        if recall_of is None:
+            logger.info("epoch %d loss %.5f", epoch, loss)
+            return
+        recalls.append(recall_of(model))
+        logger.info("epoch %d loss %.5f holdout recall@20 %.4f", epoch, loss, recalls[-1])
+
+    trained = steps.train(db, ds, as_of, recipe, checkpoint, torch.device(device), on_epoch=on_epoch)
     logger.info("trained %s on data up to %s in %.1fs", recipe.name, as_of, trained.report.seconds)
-    return trained
+    return trained, recalls
 
 
 @task(name="evaluate_model", cache_policy=NO_CACHE, timeout_seconds=3600)
@@ -131,6 +151,8 @@ class DailyResult:
     contracts: DayContracts
     metrics: dict[tuple[str, int], float] = field(default_factory=dict)
     published: PublishSummary | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    analytics: Path | None = None
 
 
 def resolve_ds(requested: date | None) -> date:
@@ -153,38 +175,110 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+@contextlib.contextmanager
+def _timed(stage_seconds: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        stage_seconds[stage] = stage_seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+def run_parameters(params: DailyParams, train: bool) -> dict:
+    """The parameters recorded with a run; a backfill skips a day whose completed run recorded the same."""
+    return params.model_dump(mode="json", exclude={"lock_wait"}) | {"train": train}
+
+
+@io_task(name="publish_analytics", timeout_seconds=3600)
+def publish_analytics(db: Path, analytics: Path) -> StoreSummary | None:
+    with connect(db) as con:
+        summary = publish_store(con, analytics)
+    if summary is not None:
+        get_run_logger().info("analytics store %s: %d partitions (%d new)", analytics, summary.partitions, summary.exported)
+    return summary
+
+
 @flow(name=FLOW_NAME, log_prints=False)
 def daily_recommendations(params: DailyParams = DailyParams()) -> DailyResult:
     """Process one day of landed data into published per-user top-K recommendations."""
     ds = resolve_ds(params.ds)
+    with warehouse_lock(params.db, f"{FLOW_NAME} model={params.model} ds={ds}", params.lock_wait):
+        return process_day(params.model_copy(update={"ds": ds}), FLOW_NAME)
+
+
+def process_day(params: DailyParams, flow_name: str, train: bool = True) -> DailyResult:
+    """One day, run inside a flow by the holder of the warehouse lock: ingest and validate, then (when ``train``)
+    build the graph, train, evaluate, publish and refresh the analytics store. Recorded in ``ops.runs``."""
+    if params.ds is None:
+        raise ValueError("process_day needs a resolved ds")
+    ds = params.ds
     device = resolve_device(params.device)
     run_id = uuid.uuid4().hex
     recipe = params.recipe()
     checkpoints = params.db.parent / "checkpoints" / run_id
+    seconds: dict[str, float] = {}
+    started_at = _now()
     with connect(params.db) as con:
-        start_run(con, run_id, FLOW_NAME, ds, params.model, params.model_dump(mode="json") | {"ds": ds.isoformat()}, _now())
+        start_run(con, run_id, flow_name, ds, params.model, run_parameters(params, train), started_at)
+    metrics: dict[tuple[str, int], float] = {}
+    published = None
     try:
-        days_ingested = find_pending_days(params.db, params.landing, ds)
+        with _timed(seconds, "ingest"):
+            days_ingested = find_pending_days(params.db, params.landing, ds)
         for day in days_ingested:
-            ingest_partition(params.db, params.landing, day)
-            validation = validate_partition(params.db, day)
-            # Data docs are written for the run's own day; a caught-up day reports only what it quarantined or failed.
-            docs_dir = params.db.parent / "data_docs" if day == ds else None
-            contracts = check_data_contracts(params.db, day, run_id, params.contracts, validation, docs_dir)
-        build_graph(params.db, ds)
-        metrics: dict[tuple[str, int], float] = {}
-        trained = None
-        if params.eval_days > 0:
-            cutoff = holdout_cutoff(ds, params.eval_days)
-            trained = train_model(params.db, ds, cutoff, recipe, checkpoints / "holdout.pt", device)
-            metrics = evaluate_model(params.db, ds, params.eval_days, trained, recipe, run_id, device)
-        if trained is None or params.retrain:
-            trained = train_model(params.db, ds, ds, recipe, checkpoints / "final.pt", device)
-        published = publish_topk(params.db, ds, trained, recipe, params.top_k, run_id, device)
+            with _timed(seconds, "ingest"):
+                ingest_partition(params.db, params.landing, day)
+            with _timed(seconds, "validate"):
+                validation = validate_partition(params.db, day)
+                # Data docs for the run's own day; a caught-up day reports only what it quarantined or failed.
+                docs_dir = params.db.parent / "data_docs" if day == ds else None
+                contracts = check_data_contracts(params.db, day, run_id, params.contracts, validation, docs_dir)
+        with connect(params.db) as con:
+            digest, files = ingested_inputs(con, ds)
+            provenance = Provenance(digest, files, code_version(PROJECT_DIR), library_versions(), params.seed, device)
+            record_provenance(con, run_id, provenance)
+        if train:
+            with _timed(seconds, "build_graph"):
+                build_graph(params.db, ds)
+            trained, curve = None, None
+            if params.eval_days > 0:
+                cutoff = holdout_cutoff(ds, params.eval_days)
+                with _timed(seconds, "train"):
+                    trained, recalls = train_model(
+                        params.db, ds, cutoff, recipe, checkpoints / "holdout.pt", device,
+                        params.eval_days if params.curve_recall else 0,
+                    )
+                curve = TrainingCurve("holdout model", trained.report.epoch_losses, recalls)
+                with _timed(seconds, "evaluate"):
+                    metrics = evaluate_model(params.db, ds, params.eval_days, trained, recipe, run_id, device)
+            if trained is None or params.retrain:
+                with _timed(seconds, "train"):
+                    trained, _ = train_model(params.db, ds, ds, recipe, checkpoints / "final.pt", device)
+                curve = curve or TrainingCurve("published model", trained.report.epoch_losses, [])
+            with _timed(seconds, "publish"):
+                published = publish_topk(params.db, ds, trained, recipe, params.top_k, run_id, device)
     except BaseException as error:
         with connect(params.db) as con:
+            record_stage_seconds(con, run_id, seconds)
             finish_run(con, run_id, "failed", _now(), f"{type(error).__name__}: {error}")
         raise
     with connect(params.db) as con:
+        record_stage_seconds(con, run_id, seconds)
         finish_run(con, run_id, "completed", _now())
-    return DailyResult(run_id, ds, params.model, params.db, days_ingested, validation, contracts, metrics, published)
+        previous_run, previous = previous_metrics(con, run_id, params.model, started_at)
+    analytics = None
+    if published is not None:
+        try:
+            with _timed(seconds, "analytics"):
+                publish_analytics(params.db, params.analytics)
+        except BaseException as error:
+            with connect(params.db) as con:
+                finish_run(con, run_id, "failed", _now(), f"analytics store: {type(error).__name__}: {error}")
+            raise
+        analytics = params.analytics
+        with connect(params.db) as con:
+            record_stage_seconds(con, run_id, seconds)
+        report_run(params.model, ds, metrics, previous_run, previous, curve)
+    return DailyResult(
+        run_id, ds, params.model, params.db, days_ingested, validation, contracts, metrics, published, seconds, analytics
+    )

@@ -39,6 +39,9 @@ class DailyParams(BaseModel):
     )
     eval_days: int = Field(1, ge=0, description="trailing days held out for evaluation (0: skip evaluation)")
     retrain: bool = Field(True, description="after evaluating, retrain on all data up to ds before publishing")
+    curve_recall: bool = Field(
+        False, description="rank the holdout after every epoch for the training curve's Recall@20 (one evaluation per epoch)"
+    )
     seed: int = Field(2026, description="random seed (runs are deterministic on CPU)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto takes CUDA when present")
     landing: Path = Field(Path("landing"), description="landing root: <landing>/<source>/ds=YYYY-MM-DD/*")
@@ -47,6 +50,12 @@ class DailyParams(BaseModel):
         ContractPolicy(),
         description="per source: rejection_budget (share of rows read), critical expectations, "
         'fail_on_unreadable_file; as JSON, e.g. \'{"interactions": {"rejection_budget": 0.1}}\'',
+    )
+    analytics: Path = Field(
+        Path("data/analytics.duckdb"), description="the analysts' read-only store: views over Parquet files beside it"
+    )
+    lock_wait: float = Field(
+        0.0, ge=0, description="seconds to wait for another run's lock on --db before failing (0: fail at once)"
     )
 
     @field_validator("model")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+
+from flows.backfill import BackfillResult
 from flows.daily import DailyResult
 
 
@@ -29,4 +34,45 @@ def describe_result(result: DailyResult) -> str:
         p = result.published
         lines.append(f"  published {p.rows:,} recommendations for {p.users:,} users")
     lines.append(f"  results: {result.db} -> table recs.topk (ds, model), view recs.latest_topk; metrics in ops.metrics")
+    if result.analytics is not None:
+        lines.append(f"  analysts: {result.analytics} (open read-only at any time, even while a run writes)")
+    if result.stage_seconds:
+        lines.append("  stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.stage_seconds.items()))
     return "\n".join(lines)
+
+
+def describe_backfill(result: BackfillResult, analytics: Path) -> str:
+    lines = [f"gnnrec backfill {result.days[0]} .. {result.days[-1]}: {len(result.completed)} day(s) run, "
+             f"{len(result.skipped)} skipped as already done"]
+    for day in result.days:
+        if day in result.skipped:
+            lines.append(f"  {day}  skipped (run {result.skipped[day]})")
+            continue
+        done = next(r for r in result.completed if r.ds == day)
+        stages = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in done.stage_seconds.items())
+        published = f", published {done.published.rows:,} rows" if done.published else ""
+        lines.append(f"  {day}  run {done.run_id}: {stages}{published}")
+    lines.append(f"  analysts: {analytics}")
+    return "\n".join(lines)
+
+
+def describe_run(run: dict) -> str:
+    lines = [f"run {run['run_id']}"]
+    for name, value in run.items():
+        if name in ("run_id", "metrics"):
+            continue
+        if isinstance(value, str) and value.startswith("{"):
+            value = json.dumps(json.loads(value))
+        lines.append(f"  {name:<17} {value}")
+    if run["metrics"]:
+        lines.append("  metrics")
+        for (metric, k), value in sorted(run["metrics"].items()):
+            lines.append(f"    {f'{metric}@{k}':<14} {value:.4f}")
+    return "\n".join(lines)
+
+
+def show_progress() -> None:
+    """Let the flow's and tasks' run-logger lines through to the console (Prefect's own handler prints them):
+    days done and remaining, the stage, the loss of each epoch."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).setLevel(logging.INFO)

@@ -1,22 +1,23 @@
--- the newest published top-5 of three users, per model, next to how many users interacted with each item
+-- a user's newest published list, per model; choose the user with `set variable user_id = 'u-...'`
+-- (default: the first user in the store)
 with latest as (
-    select * from recs.latest_topk where rank <= 5
+    select * from recs.latest_topk
 ),
 
-sample_users as (
-    select distinct user_id from latest order by user_id limit 3
+chosen_user as (
+    select coalesce(getvariable('user_id'), (select min(user_id) from latest)) as user_id
 ),
 
 item_reach as (
-    select item_id, count(distinct user_id) as item_users from clean.interactions group by item_id
+    select ds, model, item_id, count(*) as recommended_to_users from latest group by all
 ),
 
 final as (
     select latest.ds, latest.model, latest.user_id, latest.rank, latest.item_id,
-        round(latest.score, 4) as score, coalesce(item_reach.item_users, 0) as item_users
+        round(latest.score, 4) as score, item_reach.recommended_to_users
     from latest
-    join sample_users using (user_id)
-    left join item_reach using (item_id)
+    join chosen_user using (user_id)
+    join item_reach using (ds, model, item_id)
 )
 
-select * from final order by model, user_id, rank;
+select * from final order by model, rank;

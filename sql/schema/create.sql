@@ -110,3 +110,12 @@ with newest as (
 select t.*
 from recs.topk as t
 join newest using (model, ds);
+
+-- ops.runs provenance (issue 5): added in place so warehouses made before it keep their rows
+alter table ops.runs add column if not exists inputs_digest varchar;
+alter table ops.runs add column if not exists input_files json;
+alter table ops.runs add column if not exists code_version varchar;
+alter table ops.runs add column if not exists library_versions json;
+alter table ops.runs add column if not exists seed bigint;
+alter table ops.runs add column if not exists device varchar;
+alter table ops.runs add column if not exists stage_seconds json;

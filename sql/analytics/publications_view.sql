@@ -1,0 +1,2 @@
+create or replace view recs.publications as
+select * from read_parquet({files});

@@ -1,0 +1,2 @@
+create or replace view ops.runs as
+select * from read_parquet({files});

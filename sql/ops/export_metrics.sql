@@ -1,0 +1,1 @@
+select * from ops.metrics order by run_id, metric, k;

@@ -1,0 +1,1 @@
+select * from ops.runs order by started_at;

@@ -1,0 +1,1 @@
+select * from recs.publications order by ds, model;

@@ -1,0 +1,1 @@
+select ds, model, run_id from recs.publications order by ds, model;

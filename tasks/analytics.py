@@ -1,0 +1,148 @@
+"""The analysts' store: Parquet files plus a small DuckDB file of views over them, published next to the warehouse.
+
+DuckDB lets one process hold a file it writes, and then no other process may open it, not even read-only. So
+analysts never open the warehouse. After each publication the pipeline:
+
+1. writes each published ``(ds, model)`` of ``recs.topk`` that has no file yet to
+   ``<store>/topk/ds=<ds>/model=<model>/<run_id>.parquet``, and snapshots ``ops.runs``, ``ops.metrics``,
+   ``recs.publications`` and the item catalog to new files (each written to a temporary name, then renamed);
+2. builds a new views-only DuckDB file under a temporary name and ``os.replace``s it over the published one.
+
+A reader's session keeps the views file it opened (the old inode), and those views name exact files, never a
+glob. A (ds, model) is therefore one complete file of one run, whatever the pipeline does meanwhile. Superseded
+files are deleted only once they are neither the current nor the previous generation and older than
+``grace``, so a session opened before the last publication keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.db import fetch_arrow, sql_text
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACE = timedelta(hours=1)
+
+# Each view of the store and the export that feeds it; the topk view is fed by its partitions instead.
+SNAPSHOTS = {
+    "runs": ("ops/export_runs", "analytics/runs_view"),
+    "metrics": ("ops/export_metrics", "analytics/metrics_view"),
+    "publications": ("recs/export_publications", "analytics/publications_view"),
+    "items": ("graph/export_items", "analytics/items_view"),
+}
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    path: Path
+    partitions: int
+    exported: int
+    pruned: int
+
+
+def store_dir(analytics: Path) -> Path:
+    """Where the Parquet files behind ``analytics`` live: ``data/analytics.duckdb`` -> ``data/analytics/``."""
+    return analytics.with_name(analytics.stem)
+
+
+def partition_dir(store: Path, ds: date, model: str) -> Path:
+    return store / "topk" / f"ds={ds.isoformat()}" / f"model={model}"
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    """Write-then-rename, so a file under its final name is always complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    pq.write_table(table, temporary)
+    os.replace(temporary, path)
+
+
+def _file_list_literal(files: Iterable[Path]) -> str:
+    """A SQL list of quoted absolute paths. View definitions cannot take bound parameters, so the paths (which
+    the pipeline itself named) are written as quoted literals."""
+    quoted = ["'" + str(path.resolve()).replace("'", "''") + "'" for path in files]
+    if not quoted:
+        raise ValueError("a store view needs at least one file")
+    return "[" + ", ".join(quoted) + "]"
+
+
+def _view_sql(name: str, files: Iterable[Path]) -> str:
+    return sql_text(name).replace("{files}", _file_list_literal(files))
+
+
+def publish_store(
+    con: duckdb.DuckDBPyConnection, analytics: Path, grace: timedelta = DEFAULT_GRACE
+) -> StoreSummary | None:
+    """Bring the store at ``analytics`` up to date with the warehouse ``con``; None when nothing is published."""
+    keys = con.execute(sql_text("recs/publication_keys")).fetchall()
+    if not keys:
+        return None
+    store = store_dir(analytics)
+    generation = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+
+    topk_files, exported = [], 0
+    for ds, model, run_id in keys:
+        path = partition_dir(store, ds, model) / f"{run_id}.parquet"
+        if not path.exists():
+            _write_parquet(fetch_arrow(con, "recs/topk_partition", {"ds": ds, "model": model}), path)
+            exported += 1
+        topk_files.append(path)
+
+    snapshot_files = {}
+    for name, (export, _) in SNAPSHOTS.items():
+        snapshot_files[name] = store / name / f"{generation}.parquet"
+        _write_parquet(fetch_arrow(con, export), snapshot_files[name])
+
+    statements = [sql_text("analytics/create_schemas"), _view_sql("analytics/topk_view", topk_files)]
+    statements += [_view_sql(view, [snapshot_files[name]]) for name, (_, view) in SNAPSHOTS.items()]
+    statements.append(sql_text("analytics/latest_topk_view"))
+    _replace_database(analytics, statements)
+
+    current = set(topk_files) | set(snapshot_files.values())
+    folders = {path.parent for path in current} | _partition_folders(store)
+    pruned = sum(_prune(folder, current, grace) for folder in folders)
+    log.info("analytics store %s: %d partitions, %d exported, %d old files pruned", analytics, len(keys), exported, pruned)
+    return StoreSummary(analytics, len(keys), exported, pruned)
+
+
+def _replace_database(analytics: Path, statements: list[str]) -> None:
+    analytics.parent.mkdir(parents=True, exist_ok=True)
+    temporary = analytics.with_name(f".{analytics.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with duckdb.connect(str(temporary)) as views:
+            for statement in statements:
+                views.execute(statement)
+        os.replace(temporary, analytics)
+    finally:
+        temporary.unlink(missing_ok=True)
+        temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)
+
+
+def _partition_folders(store: Path) -> set[Path]:
+    return {path.parent for path in (store / "topk").glob("ds=*/model=*/*.parquet")}
+
+
+def _prune(folder: Path, current: set[Path], grace: timedelta) -> int:
+    """Delete the folder's superseded files except the newest one (the previous generation) and recent ones."""
+    superseded = sorted(
+        (path for path in folder.glob("*.parquet") if path not in current), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    cutoff = time.time() - grace.total_seconds()
+    removed = 0
+    for path in superseded[1:]:
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -1,0 +1,72 @@
+"""One writer per warehouse: an OS file lock next to the DuckDB file, taken by every daily run and backfill.
+
+DuckDB itself refuses a second writing process, but only once that process tries to open the file, possibly
+halfway through a run. Taking ``<db>.lock`` first makes a second run stop before it touches anything, with a
+message naming the holder. ``fcntl.flock`` is released by the kernel when the holder dies, so a crash never
+leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+POLL_SECONDS = 0.5
+
+
+class WarehouseBusy(RuntimeError):
+    """Another run holds the warehouse's lock."""
+
+
+def lock_path(db: Path) -> Path:
+    return db.with_name(db.name + ".lock")
+
+
+def describe_holder(db: Path) -> str:
+    """What the current holder wrote into the lock file (empty when nobody holds it)."""
+    try:
+        return lock_path(db).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+
+
+@contextlib.contextmanager
+def warehouse_lock(db: Path, holder: str, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Hold ``db``'s writer lock for the block; wait up to ``wait_seconds`` for it, then raise :class:`WarehouseBusy`."""
+    path = lock_path(db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    waited = f" after waiting {wait_seconds:g}s" if wait_seconds else ""
+                    raise WarehouseBusy(
+                        f"warehouse {db} is locked by another run{waited}: {describe_holder(db) or 'unknown holder'}"
+                        f" (lock file {path})"
+                    ) from None
+                time.sleep(POLL_SECONDS)
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {since}: {holder}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
