@@ -148,19 +148,26 @@ def _add_import_command(commands) -> None:
     imports.set_defaults(handler=_import, parser=imports)
 
 
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _flow_params(model: type, args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """Build a flow's pydantic parameters from the options given; a bad value is one line and exit code 2."""
     from pydantic import ValidationError
 
-    from flows.params import DailyParams
-
-    given = {k: v for k, v in vars(args).items() if k in DailyParams.model_fields and v is not None}
+    given = {k: v for k, v in vars(args).items() if k in model.model_fields and v is not None}
     try:
-        params = DailyParams(**given)
+        params = model(**given)
     except ValidationError as error:
         first = error.errors()[0]
-        parser.error(f"--{'-'.join(str(p) for p in first['loc']).replace('_', '-')}: {first['msg']}")
+        where = "-".join(str(p) for p in first["loc"]).replace("_", "-")
+        parser.error(f"--{where}: {first['msg']}" if where else first["msg"].removeprefix("Value error, "))
     if not params.landing.is_dir():
         parser.error(f"--landing: folder {params.landing} does not exist")
+    return params
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from flows.params import DailyParams
+
+    params = _flow_params(DailyParams, args, parser)
 
     from flows.daily import daily_recommendations
     from flows.report import describe_result
@@ -180,19 +187,9 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _backfill(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from pydantic import ValidationError
-
     from flows.backfill import BackfillParams
 
-    given = {k: v for k, v in vars(args).items() if k in BackfillParams.model_fields and v is not None}
-    try:
-        params = BackfillParams(**given)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = "-".join(str(p) for p in first["loc"]).replace("_", "-")
-        parser.error(f"--{where}: {first['msg']}" if where else first["msg"].removeprefix("Value error, "))
-    if not params.landing.is_dir():
-        parser.error(f"--landing: folder {params.landing} does not exist")
+    params = _flow_params(BackfillParams, args, parser)
 
     from flows.backfill import backfill_recommendations
     from flows.report import describe_backfill, show_progress
