@@ -164,6 +164,21 @@ def _flow_params(model: type, args: argparse.Namespace, parser: argparse.Argumen
     return params
 
 
+def _run_flow(flow: Any, params: Any, parser: argparse.ArgumentParser) -> Any:
+    """Run a flow; a busy warehouse exits 3, and bad landed data is one line on stderr and ``None`` (exit 1)."""
+    from tasks.ingest import LandingError
+    from tasks.lock import WarehouseBusy
+    from tasks.policy import DataContractError
+
+    try:
+        return flow(params)
+    except WarehouseBusy as error:
+        parser.exit(EXIT_BUSY, f"{parser.prog}: error: {error}\n")
+    except (DataContractError, LandingError) as error:
+        print(f"{parser.prog}: {error}", file=sys.stderr)
+        return None
+
+
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from flows.params import DailyParams
 
@@ -171,16 +186,9 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from flows.daily import daily_recommendations
     from flows.report import describe_result
-    from tasks.ingest import LandingError
-    from tasks.lock import WarehouseBusy
-    from tasks.policy import DataContractError
 
-    try:
-        result = daily_recommendations(params)
-    except WarehouseBusy as error:
-        parser.exit(EXIT_BUSY, f"{parser.prog}: error: {error}\n")
-    except (DataContractError, LandingError) as error:
-        print(f"gnnrec run: {error}", file=sys.stderr)
+    result = _run_flow(daily_recommendations, params, parser)
+    if result is None:
         return EXIT_DATA
     print(describe_result(result))
     return 0
@@ -193,17 +201,10 @@ def _backfill(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from flows.backfill import backfill_recommendations
     from flows.report import describe_backfill, show_progress
-    from tasks.ingest import LandingError
-    from tasks.lock import WarehouseBusy
-    from tasks.policy import DataContractError
 
     show_progress()
-    try:
-        result = backfill_recommendations(params)
-    except WarehouseBusy as error:
-        parser.exit(EXIT_BUSY, f"{parser.prog}: error: {error}\n")
-    except (DataContractError, LandingError) as error:
-        print(f"gnnrec backfill: {error}", file=sys.stderr)
+    result = _run_flow(backfill_recommendations, params, parser)
+    if result is None:
         return EXIT_DATA
     print(describe_backfill(result, params.analytics))
     return 0
