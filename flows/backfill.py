@@ -55,7 +55,9 @@ def backfill_recommendations(params: BackfillParams) -> BackfillResult:
     logger = get_run_logger()
     plan = backfill_plan(params.start, params.end, params.publish)
     completed, skipped = [], {}
-    with warehouse_lock(params.db, f"{BACKFILL_FLOW} model={params.model} {params.start}..{params.end}", params.lock_wait):
+    holder = f"{BACKFILL_FLOW} model={params.model} {params.start}..{params.end}"
+    # Holding the warehouse open too keeps any other process out between the days, not only other runs.
+    with warehouse_lock(params.db, holder, params.lock_wait), connect(params.db):
         # Earlier days whose files changed since they were ingested come first, as a daily run would do, and they
         # pass the same data contracts; their expectation results are recorded under this flow run's id.
         for day in [d for d in find_pending_days(params.db, params.landing, params.start) if d < params.start]:

@@ -7,6 +7,7 @@ transient I/O only, and a log line. Parameters are resolved once here and passed
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from prefect.runtime import flow_run
 from flows.artifacts import report_run
 from flows.params import DailyParams
 from tasks import steps
-from tasks.analytics import StoreSummary, publish_store
+from tasks.analytics import StoreSummary, publish_store, remove_dead_temporaries
 from tasks.curves import TrainingCurve
 from tasks.db import connect
 from tasks.graph import CatalogSizes, holdout_cutoff
@@ -33,9 +34,10 @@ from tasks.lock import warehouse_lock
 from tasks.policy import ContractPolicy
 from tasks.publish import PublishSummary
 from tasks.quality import DayContracts, contract_report, contract_summary
+from tasks.failpoints import failpoint
 from tasks.runs import (
-    Provenance, code_version, finish_run, ingested_inputs, library_versions, previous_metrics, record_provenance,
-    record_stage_seconds, start_run,
+    Provenance, abandon_dead_runs, code_version, complete_run, finish_run, ingested_inputs, library_versions,
+    previous_metrics, record_provenance, record_stage_seconds, start_run,
 )
 from tasks.validate import SourceValidation
 from tasks.validation_curve import holdout_recall
@@ -96,6 +98,7 @@ def check_data_contracts(
 
 @io_task(name="build_graph", timeout_seconds=3600)
 def build_graph(db: Path, ds: date) -> CatalogSizes:
+    steps.require_decided(db, ds)  # never a graph over a day whose contracts were not decided
     sizes = steps.build_graph(db, ds)
     get_run_logger().info("catalog as of %s: %s", ds, sizes)
     return sizes
@@ -190,9 +193,9 @@ def run_parameters(params: DailyParams, train: bool) -> dict:
 
 
 @io_task(name="publish_analytics", timeout_seconds=3600)
-def publish_analytics(db: Path, analytics: Path) -> StoreSummary | None:
+def publish_analytics(db: Path, analytics: Path, completing: str | None = None) -> StoreSummary | None:
     with connect(db) as con:
-        summary = publish_store(con, analytics)
+        summary = publish_store(con, analytics, completing=completing)
     if summary is not None:
         get_run_logger().info("analytics store %s: %d partitions (%d new)", analytics, summary.partitions, summary.exported)
     return summary
@@ -206,9 +209,27 @@ def daily_recommendations(params: DailyParams = DailyParams()) -> DailyResult:
         return process_day(params.model_copy(update={"ds": ds}), FLOW_NAME)
 
 
+def clear_dead_runs(con: duckdb.DuckDBPyConnection, run_id: str, params: DailyParams, found_at: datetime) -> None:
+    """Mark the runs that died while ``running`` as abandoned and remove what they left half-written; called by
+    the holder of the writer lock, before it registers its own run."""
+    abandoned = abandon_dead_runs(con, run_id, found_at)
+    for dead in abandoned:
+        shutil.rmtree(params.db.parent / "checkpoints" / dead, ignore_errors=True)
+    removed = remove_dead_temporaries(params.analytics)
+    if abandoned or removed:
+        get_run_logger().warning(
+            "marked %d dead run(s) abandoned (%s); removed %d temporary file(s)", len(abandoned), ", ".join(abandoned), removed
+        )
+
+
 def process_day(params: DailyParams, flow_name: str, train: bool = True) -> DailyResult:
-    """One day, run inside a flow by the holder of the warehouse lock: ingest and validate, then (when ``train``)
-    build the graph, train, evaluate, publish and refresh the analytics store. Recorded in ``ops.runs``."""
+    """One day, run inside a flow by the holder of the warehouse lock: ingest, validate and decide the contracts of
+    every pending day, then (when ``train``) build the graph, train, evaluate and publish; then bring the analysts'
+    store up to date, and only then mark the run completed in ``ops.runs``.
+
+    The warehouse stays open for the whole run, so no other process can open it between two steps. Every stage
+    commits its data with its progress, and a run killed anywhere is resumed by the next (see tasks/failpoints.py).
+    """
     if params.ds is None:
         raise ValueError("process_day needs a resolved ds")
     ds = params.ds
@@ -218,67 +239,69 @@ def process_day(params: DailyParams, flow_name: str, train: bool = True) -> Dail
     checkpoints = params.db.parent / "checkpoints" / run_id
     seconds: dict[str, float] = {}
     started_at = _now()
-    with connect(params.db) as con:
-        start_run(con, run_id, flow_name, ds, params.model, run_parameters(params, train), started_at)
     metrics: dict[tuple[str, int], float] = {}
     published = None
-    try:
-        with _timed(seconds, "ingest"):
-            days_ingested = find_pending_days(params.db, params.landing, ds)
-        for day in days_ingested:
-            with _timed(seconds, "ingest"):
-                ingest_partition(params.db, params.landing, day)
-            with _timed(seconds, "validate"):
-                validation = validate_partition(params.db, day)
-                # Data docs for the run's own day; a caught-up day reports only what it quarantined or failed.
-                docs_dir = params.db.parent / "data_docs" if day == ds else None
-                contracts = check_data_contracts(params.db, day, run_id, params.contracts, validation, docs_dir)
-        with connect(params.db) as con:
-            digest, files = ingested_inputs(con, ds)
-            provenance = Provenance(digest, files, code_version(PROJECT_DIR), library_versions(), params.seed, device)
-            record_provenance(con, run_id, provenance)
-        if train:
-            with _timed(seconds, "build_graph"):
-                build_graph(params.db, ds)
-            trained, curve = None, None
-            if params.eval_days > 0:
-                cutoff = holdout_cutoff(ds, params.eval_days)
-                with _timed(seconds, "train"):
-                    trained, recalls = train_model(
-                        params.db, ds, cutoff, recipe, checkpoints / "holdout.pt", device,
-                        params.eval_days if params.curve_recall else 0,
-                    )
-                curve = TrainingCurve("holdout model", trained.report.epoch_losses, recalls)
-                with _timed(seconds, "evaluate"):
-                    metrics = evaluate_model(params.db, ds, params.eval_days, trained, recipe, run_id, device)
-            if trained is None or params.retrain:
-                with _timed(seconds, "train"):
-                    trained, _ = train_model(params.db, ds, ds, recipe, checkpoints / "final.pt", device)
-                curve = curve or TrainingCurve("published model", trained.report.epoch_losses, [])
-            with _timed(seconds, "publish"):
-                published = publish_topk(params.db, ds, trained, recipe, params.top_k, run_id, device)
-    except BaseException as error:
-        with connect(params.db) as con:
-            record_stage_seconds(con, run_id, seconds)
-            finish_run(con, run_id, "failed", _now(), f"{type(error).__name__}: {error}")
-        raise
-    with connect(params.db) as con:
-        record_stage_seconds(con, run_id, seconds)
-        finish_run(con, run_id, "completed", _now())
-        previous_run, previous = previous_metrics(con, run_id, params.model, started_at)
-    analytics = None
-    if published is not None:
+    with connect(params.db) as held:
+        clear_dead_runs(held, run_id, params, started_at)
+        # A run that died after publishing left the store behind the warehouse: catch it up before anything else.
+        caught_up = time.perf_counter()
+        if publish_analytics(params.db, params.analytics) is not None:
+            seconds["analytics"] = time.perf_counter() - caught_up
+        start_run(held, run_id, flow_name, ds, params.model, run_parameters(params, train), started_at)
+        failpoint("run-registered")
         try:
+            with _timed(seconds, "ingest"):
+                days_ingested = find_pending_days(params.db, params.landing, ds)
+            for day in days_ingested:
+                with _timed(seconds, "ingest"):
+                    ingest_partition(params.db, params.landing, day)
+                failpoint("ingest-committed")
+                with _timed(seconds, "validate"):
+                    validation = validate_partition(params.db, day)
+                    failpoint("validate-committed")
+                    # Data docs for the run's own day; a caught-up day reports only what it quarantined or failed.
+                    docs_dir = params.db.parent / "data_docs" if day == ds else None
+                    contracts = check_data_contracts(params.db, day, run_id, params.contracts, validation, docs_dir)
+                failpoint("contracts-committed")
+            digest, files = ingested_inputs(held, ds)
+            provenance = Provenance(digest, files, code_version(PROJECT_DIR), library_versions(), params.seed, device)
+            record_provenance(held, run_id, provenance)
+            curve = None
+            if train:
+                with _timed(seconds, "build_graph"):
+                    build_graph(params.db, ds)
+                failpoint("graph-committed")
+                trained = None
+                if params.eval_days > 0:
+                    cutoff = holdout_cutoff(ds, params.eval_days)
+                    with _timed(seconds, "train"):
+                        trained, recalls = train_model(
+                            params.db, ds, cutoff, recipe, checkpoints / "holdout.pt", device,
+                            params.eval_days if params.curve_recall else 0,
+                        )
+                    curve = TrainingCurve("holdout model", trained.report.epoch_losses, recalls)
+                    with _timed(seconds, "evaluate"):
+                        metrics = evaluate_model(params.db, ds, params.eval_days, trained, recipe, run_id, device)
+                    failpoint("metrics-committed")
+                if trained is None or params.retrain:
+                    with _timed(seconds, "train"):
+                        trained, _ = train_model(params.db, ds, ds, recipe, checkpoints / "final.pt", device)
+                    curve = curve or TrainingCurve("published model", trained.report.epoch_losses, [])
+                with _timed(seconds, "publish"):
+                    published = publish_topk(params.db, ds, trained, recipe, params.top_k, run_id, device)
+                failpoint("publish-committed")
             with _timed(seconds, "analytics"):
-                publish_analytics(params.db, params.analytics)
+                store = publish_analytics(params.db, params.analytics, completing=run_id)
+            failpoint("analytics-refreshed")
+            complete_run(held, run_id, seconds, _now())
         except BaseException as error:
-            with connect(params.db) as con:
-                finish_run(con, run_id, "failed", _now(), f"analytics store: {type(error).__name__}: {error}")
+            record_stage_seconds(held, run_id, seconds)
+            finish_run(held, run_id, "failed", _now(), f"{type(error).__name__}: {error}")
             raise
-        analytics = params.analytics
-        with connect(params.db) as con:
-            record_stage_seconds(con, run_id, seconds)
+        previous_run, previous = previous_metrics(held, run_id, params.model, started_at)
+    if published is not None:
         report_run(params.model, ds, metrics, previous_run, previous, curve)
     return DailyResult(
-        run_id, ds, params.model, params.db, days_ingested, validation, contracts, metrics, published, seconds, analytics
+        run_id, ds, params.model, params.db, days_ingested, validation, contracts, metrics, published, seconds,
+        params.analytics if store is not None else None,
     )

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.db import fetch_arrow, sql_text
+from tasks.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ SNAPSHOTS = {
     "publications": ("recs/export_publications", "analytics/publications_view"),
     "items": ("graph/export_items", "analytics/items_view"),
 }
+# The exports that show the registry as it will be once the run being completed is (see ``publish_store``).
+EXPORT_PARAMETERS = {"runs": ("completing", "now"), "publications": ("completing",)}
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,15 @@ def _view_sql(name: str, files: Iterable[Path]) -> str:
 
 
 def publish_store(
-    con: duckdb.DuckDBPyConnection, analytics: Path, grace: timedelta = DEFAULT_GRACE
+    con: duckdb.DuckDBPyConnection, analytics: Path, grace: timedelta = DEFAULT_GRACE, completing: str | None = None
 ) -> StoreSummary | None:
-    """Bring the store at ``analytics`` up to date with the warehouse ``con``; None when nothing is published."""
-    keys = con.execute(sql_text("recs/publication_keys")).fetchall()
+    """Bring the store at ``analytics`` up to date with the warehouse ``con``; None when nothing is published.
+
+    The store shows only publications of completed runs. ``completing`` is a run that is about to be marked
+    completed: the store already shows it so, because a run is completed only once readers can see it.
+    """
+    registry = {"completing": completing or "", "now": datetime.now(timezone.utc).replace(tzinfo=None)}
+    keys = con.execute(sql_text("recs/publication_keys"), {"completing": registry["completing"]}).fetchall()
     if not keys:
         return None
     store = store_dir(analytics)
@@ -103,7 +111,9 @@ def publish_store(
     snapshot_files = {}
     for name, (export, _) in SNAPSHOTS.items():
         snapshot_files[name] = store / name / f"{generation}.parquet"
-        _write_parquet(fetch_arrow(con, export), snapshot_files[name])
+        params = {key: registry[key] for key in EXPORT_PARAMETERS.get(name, ())}
+        _write_parquet(fetch_arrow(con, export, params), snapshot_files[name])
+    failpoint("analytics-files-written")
 
     statements = [sql_text("analytics/create_schemas"), _view_sql("analytics/topk_view", topk_files)]
     statements += [_view_sql(view, [snapshot_files[name]]) for name, (_, view) in SNAPSHOTS.items()]
@@ -146,3 +156,12 @@ def _prune(folder: Path, current: set[Path], grace: timedelta) -> int:
             path.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def remove_dead_temporaries(analytics: Path) -> int:
+    """Delete the temporary files that runs which died mid-write left in the store (call it holding the writer
+    lock: then no live writer has a temporary file open). Returns how many were removed."""
+    candidates = [*analytics.parent.glob(f".{analytics.name}.*.tmp*"), *store_dir(analytics).glob("**/.*.tmp")]
+    for path in candidates:
+        path.unlink(missing_ok=True)
+    return len(candidates)

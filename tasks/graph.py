@@ -15,6 +15,7 @@ import polars as pl
 
 from models.base import GraphData
 from tasks.db import fetch_arrow, sql_text, transaction
+from tasks.failpoints import failpoint
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ def assign_ids(con: duckdb.DuckDBPyConnection, ds: date) -> CatalogSizes:
     with transaction(con):
         for kind in ("user", "item", "entity", "relation"):
             con.execute(sql_text(f"graph/assign_{kind}_ids"), {"ds": ds})
+        failpoint("graph-before-commit")
     return catalog_sizes(con, ds)
 
 

@@ -25,6 +25,8 @@ import polars as pl
 
 from tasks.contracts import SOURCES, SourceContract
 from tasks.db import insert_rows, partition_sql, replace_partition, sql_text, transaction
+from tasks.failpoints import failpoint
+from tasks.progress import day_states, mark_day
 
 log = logging.getLogger(__name__)
 
@@ -120,18 +122,19 @@ def landed_fingerprint(landing: Path, ds: date) -> set[tuple[str, str, str]]:
 
 
 def days_to_ingest(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) -> list[date]:
-    """``ds`` itself plus every earlier landed day whose files differ from what was last ingested for it, or whose
-    data contracts were broken when it was last checked (so a later run checks it again before training on it).
+    """``ds`` itself plus every earlier landed day that is not finished: its files differ from what was last
+    ingested for it, or its recorded progress (:mod:`tasks.progress`) stops short of ``accepted`` — never
+    validated, never decided (a run died in between), or refused (so a later run checks it again).
 
-    This is how a daily run catches up on a fresh warehouse, a missed day or a late-arriving file.
+    This is how a daily run catches up on a fresh warehouse, a missed day, a late-arriving file or a crash.
     """
     recorded: dict[date, set[tuple[str, str, str]]] = {}
     for day, source, path, digest in con.execute(sql_text("ops/ingested_fingerprints"), {"ds": ds}).fetchall():
         recorded.setdefault(day, set()).add((source, path, digest))
-    broken = {day for (day,) in con.execute(sql_text("ops/days_with_broken_contracts"), {"ds": ds}).fetchall()}
+    states = day_states(con, ds)
     stale = [
         day for day in landed_days(landing, ds)
-        if day < ds and (day in broken or landed_fingerprint(landing, day) != recorded.get(day, set()))
+        if day < ds and (states.get(day) != "accepted" or landed_fingerprint(landing, day) != recorded.get(day, set()))
     ]  # fmt: skip
     return [*stale, ds]
 
@@ -371,4 +374,6 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) ->
             if frames:
                 insert_rows(con, table, pl.concat(frames).to_arrow(compat_level=ARROW_LEVEL))
         replace_partition(con, "ops.ingest_files", ds, files.to_arrow(compat_level=ARROW_LEVEL))
+        mark_day(con, ds, "ingested")
+        failpoint("ingest-before-commit")
     return IngestReport(ds, records, skipped)

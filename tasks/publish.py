@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.db import sql_text, transaction
+from tasks.failpoints import failpoint
 from tasks.ranking import TopK
 
 
@@ -52,6 +53,7 @@ def publish_topk(
             ((users, rows),) = con.execute(
                 sql_text("recs/record_publication"), partition | {"run_id": run_id, "published_at": published_at}
             ).fetchall()
+            failpoint("publish-before-commit")
     finally:
         con.unregister("staged_topk")
     return PublishSummary(ds, model, run_id, int(users), int(rows))

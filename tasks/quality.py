@@ -14,8 +14,10 @@ import polars as pl
 
 from tasks.db import partition_sql, sql_text, transaction
 from tasks.expectations import ExpectationResult, run_suites
+from tasks.failpoints import failpoint
 from tasks.ingest import ARROW_LEVEL
 from tasks.policy import ContractPolicy, DataContractError
+from tasks.progress import mark_day
 from tasks.validate import SourceValidation
 
 log = logging.getLogger(__name__)
@@ -107,7 +109,7 @@ def find_breaches(
 def record_expectations(
     con: duckdb.DuckDBPyConnection, run_id: str, ds: date, results: list[ExpectationResult], critical: frozenset[tuple[str, str]]
 ) -> None:
-    """Replace ``ops.validation_results`` of (``run_id``, ``ds``) with ``results``."""
+    """Replace ``ops.validation_results`` of (``run_id``, ``ds``) with ``results``; call inside a transaction."""
     rows = pl.DataFrame(
         [(run_id, ds, r.source, r.suite, r.expectation, r.success, r.observed_value, (r.source, r.expectation) in critical)
          for r in results],
@@ -115,14 +117,13 @@ def record_expectations(
                 "success": pl.Boolean, "observed_value": pl.String, "critical": pl.Boolean},
         orient="row",
     )  # fmt: skip
-    with transaction(con):
-        con.execute(sql_text("ops/delete_validation_results"), {"run_id": run_id, "ds": ds})
-        if rows.height:
-            con.register("staged_results", rows.to_arrow(compat_level=ARROW_LEVEL))
-            try:
-                con.execute(sql_text("ops/insert_validation_results"))
-            finally:
-                con.unregister("staged_results")
+    con.execute(sql_text("ops/delete_validation_results"), {"run_id": run_id, "ds": ds})
+    if rows.height:
+        con.register("staged_results", rows.to_arrow(compat_level=ARROW_LEVEL))
+        try:
+            con.execute(sql_text("ops/insert_validation_results"))
+        finally:
+            con.unregister("staged_results")
 
 
 ROW_SUITE = "row_contracts"
@@ -151,13 +152,17 @@ def check_contracts(
     critical = frozenset(
         (r.source, r.expectation) for r in results if r.expectation in policy.of(r.source).critical
     )
-    record_expectations(
-        con, run_id, ds, results + budget_results(ds, validation, policy),
-        critical | {(v.source, "rejection_budget") for v in validation},
-    )
     failed = [FailedFile(*row) for row in con.execute(sql_text("ops/failed_files"), {"ds": ds}).fetchall()]
     samples = {v.source: _quarantine_sample(con, v.source, ds) for v in validation if v.rows_quarantined}
     breaches = find_breaches(validation, failed, results, policy, samples)
+    # The results and the verdict commit together: a day is never decided without its evidence, nor the reverse.
+    with transaction(con):
+        record_expectations(
+            con, run_id, ds, results + budget_results(ds, validation, policy),
+            critical | {(v.source, "rejection_budget") for v in validation},
+        )
+        mark_day(con, ds, "refused" if breaches else "accepted", run_id)
+        failpoint("contracts-before-commit")
     for r in results:
         if not r.success:
             log.warning("%s %s: expectation %s failed, observed %s", r.source, ds, r.expectation, r.observed_value)

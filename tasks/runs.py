@@ -17,6 +17,18 @@ import duckdb
 import pyarrow as pa
 
 from tasks.db import sql_text, transaction
+from tasks.failpoints import failpoint
+
+
+def abandon_dead_runs(con: duckdb.DuckDBPyConnection, found_by: str, found_at: datetime) -> list[str]:
+    """Mark every run still ``running`` as ``abandoned``, saying who found it and when; call it holding the writer
+    lock, when no other run can be alive. Returns the abandoned ids."""
+    with transaction(con):
+        return [
+            run_id for (run_id,) in con.execute(
+                sql_text("ops/abandon_dead_runs"), {"found_by": found_by, "found_at": found_at}
+            ).fetchall()
+        ]
 
 
 def start_run(
@@ -39,6 +51,16 @@ def finish_run(
     )
 
 
+def complete_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, stage_seconds: dict[str, float], finished_at: datetime
+) -> None:
+    """The run's last bookkeeping, all at once: its stage timings and ``completed``."""
+    with transaction(con):
+        record_stage_seconds(con, run_id, stage_seconds)
+        finish_run(con, run_id, "completed", finished_at)
+        failpoint("finish-before-commit")
+
+
 def record_metrics(con: duckdb.DuckDBPyConnection, run_id: str, metrics: dict[tuple[str, int], float]) -> None:
     """Replace the run's metrics rows with ``metrics`` (keyed by ``(metric, k)``)."""
     staged = pa.table(
@@ -53,6 +75,7 @@ def record_metrics(con: duckdb.DuckDBPyConnection, run_id: str, metrics: dict[tu
         with transaction(con):
             con.execute(sql_text("ops/delete_metrics"), {"run_id": run_id})
             con.execute(sql_text("ops/insert_metrics"), {"run_id": run_id})
+            failpoint("metrics-before-commit")
     finally:
         con.unregister("staged_metrics")
 

@@ -14,8 +14,10 @@ import torch
 
 from models.base import Recommender
 from models.registry import ModelHyperparameters, build_model
+from tasks import progress
 from tasks.db import connect
 from tasks.evaluate import evaluate_holdout, exclusion_sets
+from tasks.failpoints import failpoint
 from tasks.graph import CatalogSizes, assign_ids, catalog_sizes, load_graph, load_holdout, unavailable_items
 from tasks.ingest import IngestReport, days_to_ingest, ingest_partition
 from tasks.policy import ContractPolicy
@@ -69,6 +71,11 @@ def check_data_contracts(
         return check_contracts(con, ds, run_id, policy, validation, docs_dir)
 
 
+def require_decided(db: Path, ds: date) -> None:
+    with connect(db) as con:
+        progress.require_decided(con, ds)
+
+
 def build_graph(db: Path, ds: date) -> CatalogSizes:
     with connect(db) as con:
         return assign_ids(con, ds)
@@ -83,6 +90,7 @@ def train(
         graph = load_graph(con, catalog_sizes(con, ds), as_of)
     model, report = fit(recipe.name, graph, recipe.hyperparameters, recipe.training, device, on_epoch)
     save_checkpoint(checkpoint, model, recipe.name, {"as_of": as_of.isoformat(), "ds": ds.isoformat()})
+    failpoint("trained")
     return TrainedModel(checkpoint, as_of, report)
 
 

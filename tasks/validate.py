@@ -16,7 +16,9 @@ import polars as pl
 
 from tasks.contracts import SOURCES, SourceContract, keeps_every_rule, stripped
 from tasks.db import partition_sql, query_arrow, replace_partition, sql_text, transaction
+from tasks.failpoints import failpoint
 from tasks.ingest import ARROW_LEVEL
+from tasks.progress import mark_day
 
 log = logging.getLogger(__name__)
 
@@ -145,4 +147,6 @@ def validate_partition(con: duckdb.DuckDBPyConnection, ds: date) -> list[SourceV
             if quarantined:
                 log.warning("%s %s: %d of %d rows quarantined %s", source, ds, quarantined, raw.height, rule_counts)
         con.execute(sql_text("ops/reconcile_ingest_files"), {"ds": ds})
+        mark_day(con, ds, "validated")
+        failpoint("validate-before-commit")
     return summaries

@@ -120,14 +120,22 @@ def test_model_comparison(store: Path):
     ]
 
 
+def _republish_pop(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Hand the pop partition to a new completed run (the store serves publications of completed runs only)."""
+    con.execute(
+        "insert into ops.runs select * replace (? as run_id) from ops.runs where run_id = 'r3'", [run_id]
+    )
+    con.execute("update recs.topk set run_id = ? where model = 'pop'", [run_id])
+    con.execute("update recs.publications set run_id = ? where model = 'pop'", [run_id])
+
+
 def test_republishing_keeps_the_previous_generation_and_prunes_older_ones(tmp_path: Path):
     db, analytics = tmp_path / "gnnrec.duckdb", tmp_path / "analytics.duckdb"
     _warehouse(db)
     folder = partition_dir(store_dir(analytics), D2, "pop")
     for generation in ("r4", "r5", "r6"):
         with connect(db) as con:
-            con.execute("update recs.topk set run_id = ? where model = 'pop'", [generation])
-            con.execute("update recs.publications set run_id = ? where model = 'pop'", [generation])
+            _republish_pop(con, generation)
             publish_store(con, analytics, grace=timedelta(0))
         # make the generations' ages distinct on coarse file-system clocks
         older = time.time() - 10
@@ -139,7 +147,6 @@ def test_republishing_keeps_the_previous_generation_and_prunes_older_ones(tmp_pa
         assert con.execute("select distinct run_id from recs.topk where model = 'pop'").fetchall() == [("r6",)]
     # a grace period keeps superseded files even beyond the previous generation
     with connect(db) as con:
-        con.execute("update recs.topk set run_id = 'r7' where model = 'pop'")
-        con.execute("update recs.publications set run_id = 'r7' where model = 'pop'")
+        _republish_pop(con, "r7")
         publish_store(con, analytics, grace=timedelta(hours=1))
     assert sorted(p.name for p in folder.iterdir()) == ["r5.parquet", "r6.parquet", "r7.parquet"]

@@ -11,6 +11,8 @@ import pytest
 
 from tasks.db import PARTITIONED_TABLES, connect
 from tasks.ingest import LandingError, days_to_ingest, ingest_partition
+from tasks.policy import ContractPolicy
+from tasks.quality import check_contracts
 from tasks.validate import validate_partition
 
 DAY = date(2026, 1, 3)
@@ -53,8 +55,9 @@ def _snapshot(con) -> dict[str, list[tuple]]:
 
 
 def _ingest_validate(con, landing: Path, ds: date) -> None:
+    """A day through the three recorded stages: ingested, validated, contracts decided."""
     ingest_partition(con, landing, ds)
-    validate_partition(con, ds)
+    check_contracts(con, ds, "test-run", ContractPolicy(), validate_partition(con, ds))
 
 
 def _assert_files_reconcile(con) -> None:

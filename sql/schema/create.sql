@@ -103,13 +103,23 @@ create table if not exists recs.publications (
     ds date not null, model varchar not null, run_id varchar not null, published_at timestamp not null,
     users bigint not null, rows bigint not null
 );
+-- each model's newest day published by a completed run (a failed or abandoned run's partition is never served)
 create or replace view recs.latest_topk as
-with newest as (
-    select model, max(ds) as ds from recs.publications group by model
+with served as (
+    select publications.ds, publications.model, publications.run_id
+    from recs.publications as publications
+    join ops.runs as runs using (run_id)
+    where runs.status = 'completed'
+),
+
+newest as (
+    select model, max(ds) as ds from served group by model
 )
-select t.*
-from recs.topk as t
-join newest using (model, ds);
+
+select topk.*
+from recs.topk as topk
+join newest using (model, ds)
+join served using (model, ds, run_id);
 
 -- ops.runs provenance (issue 5): added in place so warehouses made before it keep their rows
 alter table ops.runs add column if not exists inputs_digest varchar;
@@ -119,3 +129,10 @@ alter table ops.runs add column if not exists library_versions json;
 alter table ops.runs add column if not exists seed bigint;
 alter table ops.runs add column if not exists device varchar;
 alter table ops.runs add column if not exists stage_seconds json;
+
+-- each day's progress (issue 9), committed with the data of the stage that reached it:
+-- ingested -> validated -> accepted | refused; inputs_digest is the day's files when it got there
+create table if not exists ops.day_progress (
+    ds date primary key, state varchar not null, inputs_digest varchar not null, run_id varchar,
+    updated_at timestamp not null
+);

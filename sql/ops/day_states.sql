@@ -1,0 +1,4 @@
+select ds, state
+from ops.day_progress
+where ds <= $ds
+order by ds;
