@@ -1,7 +1,7 @@
 """One writer per warehouse: an OS file lock next to the DuckDB file, taken by every daily run and backfill.
 
 DuckDB itself refuses a second writing process, but only once that process tries to open the file, possibly
-halfway through a run. Taking ``<db>.lock`` first makes a second run stop before it touches anything, with a
+halfway through a run. The lock follows the file, not the spelling of its path (see :func:`lock_path`). Taking ``<db>.lock`` first makes a second run stop before it touches anything, with a
 message naming the holder. ``fcntl.flock`` is released by the kernel when the holder dies, so a crash never
 leaves a stale lock behind.
 """
@@ -25,7 +25,10 @@ class WarehouseBusy(RuntimeError):
 
 
 def lock_path(db: Path) -> Path:
-    return db.with_name(db.name + ".lock")
+    """The lock file of the warehouse ``db`` *is*: named after its resolved path, so a symlink, a ``..`` or a
+    relative spelling of the same file takes the same lock."""
+    resolved = db.resolve()
+    return resolved.with_name(resolved.name + ".lock")
 
 
 def describe_holder(db: Path) -> str:
