@@ -8,12 +8,12 @@ from datetime import date
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from flows.daily import (
     DailyResult, check_data_contracts, find_pending_days, ingest_partition, process_day, run_parameters, validate_partition,
 )
-from flows.params import DailyParams
+from flows.params import DailyParams, check_day_range, check_holdout_reach
 from tasks.backfill import PublishMode, backfill_plan, landed_inputs_digest
 from tasks.db import connect
 from tasks.lock import warehouse_lock
@@ -30,13 +30,24 @@ class BackfillParams(DailyParams):
     publish: PublishMode = Field("last", description="train and publish every day, or only the last")
     force: bool = Field(False, description="redo days already completed with the same inputs and parameters")
 
+    @field_validator("start", "end")
+    @classmethod
+    def day_gnnrec_can_hold(cls, value: date) -> date:
+        check_day_range(value)
+        return value
+
     @model_validator(mode="after")
     def range_without_ds(self) -> BackfillParams:
         if self.ds is not None:
             raise ValueError("a backfill takes start and end, not ds")
         if self.end < self.start:
             raise ValueError(f"end {self.end} is before start {self.start}")
+        check_holdout_reach(self.start, self.eval_days, "--start")
         return self
+
+    def check_before_run(self, ds: date | None = None) -> None:
+        """:meth:`DailyParams.check_before_run` for the range's first day that trains (its history is shortest)."""
+        super().check_before_run(ds or (self.start if self.publish == "every" else self.end))
 
     def for_day(self, ds: date) -> DailyParams:
         return DailyParams(**self.model_dump(include=set(DailyParams.model_fields)) | {"ds": ds})
@@ -52,6 +63,7 @@ class BackfillResult:
 @flow(name=BACKFILL_FLOW, log_prints=False)
 def backfill_recommendations(params: BackfillParams) -> BackfillResult:
     """Ingest and validate every day of the range; train and publish every day or only the last."""
+    params.check_before_run()
     logger = get_run_logger()
     plan = backfill_plan(params.start, params.end, params.publish)
     completed, skipped = [], {}

@@ -149,8 +149,11 @@ def _add_import_command(commands) -> None:
 
 
 def _flow_params(model: type, args: argparse.Namespace, parser: argparse.ArgumentParser):
-    """Build a flow's pydantic parameters from the options given; a bad value is one line and exit code 2."""
+    """Build a flow's pydantic parameters from the options given and run the checks that need the file system;
+    a bad value is one line and exit code 2, before anything is written."""
     from pydantic import ValidationError
+
+    from flows.params import OptionError
 
     given = {k: v for k, v in vars(args).items() if k in model.model_fields and v is not None}
     try:
@@ -158,14 +161,22 @@ def _flow_params(model: type, args: argparse.Namespace, parser: argparse.Argumen
     except ValidationError as error:
         first = error.errors()[0]
         where = "-".join(str(p) for p in first["loc"]).replace("_", "-")
-        parser.error(f"--{where}: {first['msg']}" if where else first["msg"].removeprefix("Value error, "))
+        message = first["msg"].removeprefix("Value error, ")
+        parser.error(f"--{where}: {message}" if where else message)
     if not params.landing.is_dir():
         parser.error(f"--landing: folder {params.landing} does not exist")
+    try:
+        params.check_before_run()
+    except OptionError as error:
+        parser.error(str(error))
     return params
 
 
 def _run_flow(flow: Any, params: Any, parser: argparse.ArgumentParser) -> Any:
-    """Run a flow; a busy warehouse exits 3, and bad landed data is one line on stderr and ``None`` (exit 1)."""
+    """Run a flow; a busy warehouse exits 3, an option the flow's own checks refuse exits 2, and bad landed data
+    is one line on stderr and ``None`` (exit 1)."""
+    from flows.params import OptionError
+    from tasks.db import WarehouseUnreadable
     from tasks.ingest import LandingError
     from tasks.lock import WarehouseBusy
     from tasks.policy import DataContractError
@@ -174,6 +185,10 @@ def _run_flow(flow: Any, params: Any, parser: argparse.ArgumentParser) -> Any:
         return flow(params)
     except WarehouseBusy as error:
         parser.exit(EXIT_BUSY, f"{parser.prog}: error: {error}\n")
+    except OptionError as error:
+        parser.error(str(error))
+    except WarehouseUnreadable as error:
+        parser.error(f"--db: {error}")
     except (DataContractError, LandingError) as error:
         print(f"{parser.prog}: {error}", file=sys.stderr)
         return None
@@ -210,20 +225,29 @@ def _backfill(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _open_read_only(path: Path, option: str, parser: argparse.ArgumentParser):
+    """A read-only connection; a file that is not a usable DuckDB database is one line and exit code 2."""
+    from tasks.db import WarehouseUnreadable, open_database
+
+    try:
+        return open_database(path, read_only=True)
+    except WarehouseUnreadable as error:
+        parser.error(f"{option}: {error}")
+
+
 def _registry(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """A read-only connection to the run registry: the warehouse, or while a run holds it, the analysts' store."""
-    import duckdb
+    from tasks.lock import WarehouseBusy
 
     if not args.db.is_file():
         parser.error(f"--db: no warehouse at {args.db}; run `gnnrec run` first")
     try:
-        return duckdb.connect(str(args.db), read_only=True), None
-    except duckdb.IOException:
+        return _open_read_only(args.db, "--db", parser), None
+    except WarehouseBusy as busy:
         if not args.analytics.is_file():
-            parser.exit(EXIT_BUSY, f"{parser.prog}: error: {args.db} is held by a running writer and there is no "
-                        f"analytics store at {args.analytics} yet\n")
+            parser.exit(EXIT_BUSY, f"{parser.prog}: error: {busy}; there is no analytics store at {args.analytics} yet\n")
         note = f"(a run holds {args.db}; showing the analytics store {args.analytics} as of its last publication)"
-        return duckdb.connect(str(args.analytics), read_only=True), note
+        return _open_read_only(args.analytics, "--analytics", parser), note
 
 
 def _runs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -266,13 +290,17 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    import duckdb
+    from tasks.lock import WarehouseBusy
 
     if not args.sql_file.is_file():
         parser.error(f"no SQL file {args.sql_file}")
     if not args.db.is_file():
         parser.error(f"--db: no warehouse at {args.db}; run `gnnrec run` first")
-    with duckdb.connect(str(args.db), read_only=True) as con:
+    try:
+        con = _open_read_only(args.db, "--db", parser)
+    except WarehouseBusy as error:
+        parser.exit(EXIT_BUSY, f"{parser.prog}: error: {error}\n")
+    with con:
         text = args.sql_file.read_text(encoding="utf-8")
         print(f"-- {args.sql_file}\n{text.strip()}\n")
         con.sql(text).show(max_width=160)

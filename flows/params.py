@@ -1,17 +1,39 @@
-"""The daily flow's parameters: one pydantic model, validated once at the flow's edge and passed down."""
+"""The daily flow's parameters: one pydantic model, validated once at the flow's edge and passed down.
+
+Two layers of checks, both before anything is written. The validators check what the values alone decide (ranges,
+``--epochs`` against the model, distinct paths); :meth:`DailyParams.check_before_run` checks what needs the file
+system (the warehouse's folder and file, the landed history). ``gnnrec run`` calls it before it starts the flow, and
+the flow calls it first thing, so a deployment's run gets the same checks. Messages name the ``gnnrec`` option.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.registry import MODELS, ModelHyperparameters
 from tasks.policy import ContractPolicy
 from tasks.steps import ModelRecipe
 from tasks.train import TrainingConfig
+
+# The days a run can process: ds +- any day count the pipeline uses stays a valid date, and DuckDB and epoch
+# arithmetic (microsecond timestamps) hold every day of it.
+DS_MIN, DS_MAX = date(1900, 1, 1), date(9998, 12, 31)
+MAX_EVAL_DAYS = (DS_MAX - DS_MIN).days
+# torch.manual_seed takes 0..2**64-1 and numpy's default_rng refuses negatives, but ops.runs.seed is a BIGINT.
+SEED_MAX = 2**63 - 1
+# Models with nothing to train (Popularity has no parameters); every other model needs --epochs >= 1.
+UNTRAINED_MODELS = frozenset({"pop"})
+
+
+class OptionError(ValueError):
+    """An option value refused by a check that looks at the file system; the message starts with the option."""
 
 
 class DailyParams(BaseModel):
@@ -19,7 +41,9 @@ class DailyParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ds: date | None = Field(None, description="day to process (YYYY-MM-DD); default: the scheduled day, else today")
+    ds: date | None = Field(
+        None, description=f"day to process (YYYY-MM-DD, {DS_MIN}..{DS_MAX}); default: the scheduled day, else today"
+    )
     model: str = Field("lightgcn", description=f"model to train: {', '.join(MODELS)}")
     top_k: int = Field(50, ge=1, le=1000, description="recommendations published per user")
     embedding_dim: int = Field(64, ge=1, description="embedding size")
@@ -42,7 +66,7 @@ class DailyParams(BaseModel):
     curve_recall: bool = Field(
         False, description="rank the holdout after every epoch for the training curve's Recall@20 (one evaluation per epoch)"
     )
-    seed: int = Field(2026, description="random seed (runs are deterministic on CPU)")
+    seed: int = Field(2026, description=f"random seed, 0..{SEED_MAX} (runs are deterministic on CPU)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device; auto takes CUDA when present")
     landing: Path = Field(Path("landing"), description="landing root: <landing>/<source>/ds=YYYY-MM-DD/*")
     db: Path = Field(Path("data/gnnrec.duckdb"), description="the pipeline's DuckDB file")
@@ -65,6 +89,58 @@ class DailyParams(BaseModel):
             raise ValueError(f"unknown model {value!r}; choose one of {', '.join(MODELS)}")
         return value
 
+    @field_validator("ds")
+    @classmethod
+    def day_gnnrec_can_hold(cls, value: date | None) -> date | None:
+        if value is not None:
+            check_day_range(value)
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def seed_fits_64_bits(cls, value: int) -> int:
+        if not 0 <= value <= SEED_MAX:
+            raise ValueError(f"{value} is outside 0..{SEED_MAX} (2**63-1, the seed a run records as a BIGINT)")
+        return value
+
+    @field_validator("eval_days")
+    @classmethod
+    def eval_days_within_the_calendar(cls, value: int) -> int:
+        if value > MAX_EVAL_DAYS:
+            raise ValueError(f"{value} days is more than the {MAX_EVAL_DAYS} days from {DS_MIN} to {DS_MAX}")
+        return value
+
+    @model_validator(mode="after")
+    def epochs_for_a_trained_model(self) -> DailyParams:
+        if self.epochs == 0 and self.model not in UNTRAINED_MODELS:
+            raise ValueError(
+                f"--epochs: model {self.model} trains, and 0 epochs would publish its random initial weights; "
+                "give at least 1"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def holdout_within_the_calendar(self) -> DailyParams:
+        if self.ds is not None:
+            check_holdout_reach(self.ds, self.eval_days, "--ds")
+        return self
+
+    @model_validator(mode="after")
+    def distinct_places(self) -> DailyParams:
+        check_distinct_places(self.db, self.analytics, self.landing)
+        return self
+
+    def check_before_run(self, ds: date | None = None) -> None:
+        """The checks that need the file system, made before anything is written; raises :class:`OptionError`.
+
+        ``ds``: the day the run processes (default: ``self.ds``, else today in UTC)."""
+        check_writable_file_folder(self.db, "--db")
+        check_writable_file_folder(self.analytics, "--analytics")
+        check_warehouse_file(self.db)
+        day = ds or self.ds or datetime.now(timezone.utc).date()
+        check_day_range(day, OptionError, "--ds: ")
+        check_history(self.landing, day, self.eval_days)
+
     def recipe(self) -> ModelRecipe:
         return ModelRecipe(
             name=self.model,
@@ -74,3 +150,133 @@ class DailyParams(BaseModel):
                 self.lr_decay_start, self.negatives, self.negative_sampling,
             ),
         )
+
+
+def check_day_range(day: date, error: type[ValueError] = ValueError, prefix: str = "") -> None:
+    if not DS_MIN <= day <= DS_MAX:
+        raise error(f"{prefix}{day} is outside the days gnnrec can hold, {DS_MIN}..{DS_MAX}")
+
+
+def check_holdout_reach(ds: date, eval_days: int, option: str) -> None:
+    """The holdout's cut-off ``ds - eval_days`` must stay a day gnnrec can hold (no date arithmetic overflows)."""
+    if ds.toordinal() - eval_days < DS_MIN.toordinal():
+        raise ValueError(f"--eval-days: {eval_days} days before {option} {ds} is before {DS_MIN}")
+
+
+def check_history(landing: Path, ds: date, eval_days: int) -> None:
+    """``eval_days`` must leave at least one day of the landed history (first landed day .. ``ds``) to train on.
+
+    Nothing landed up to ``ds`` (or no landing folder) is left to the run itself to report."""
+    from tasks.ingest import landed_days
+
+    if eval_days == 0:
+        return
+    days = landed_days(landing, ds)
+    if not days:
+        return
+    length = ds.toordinal() - days[0].toordinal() + 1
+    if eval_days >= length:
+        most = f"at most {length - 1}" if length > 1 else "none (--eval-days 0 skips evaluation)"
+        raise OptionError(
+            f"--eval-days: holding out {eval_days} day{'s' if eval_days != 1 else ''} leaves nothing to train on: the "
+            f"history under {landing} is {length} day{'s' if length != 1 else ''} ({days[0]}..{ds}); hold out {most}"
+        )
+
+
+def check_distinct_places(db: Path, analytics: Path, landing: Path) -> None:
+    """The warehouse, its checkpoint folder, the analysts' store (file and Parquet folder) and the landing folder
+    are distinct after resolving links and ``..``, and none lies inside another. The landing folder's own root
+    is not read (only ``<landing>/<source>/``), so outputs may sit beside its source folders, not inside them."""
+    from tasks.analytics import store_dir
+    from tasks.ingest import SOURCES
+
+    places = [  # (option, what it is, path as given); a clash names the later one's option first
+        ("--db", "the warehouse", db),
+        ("--db", "the warehouse's lock file", db.with_name(db.name + ".lock")),
+        ("--db", "the checkpoint folder", db.parent / "checkpoints"),
+        ("--analytics", "the analysts' store", analytics),
+        ("--analytics", "the analysts' Parquet folder", store_dir(analytics)),
+        ("--landing", "the landing folder", landing),
+    ]
+    resolved = [Path(os.path.abspath(path)).resolve() for _, _, path in places]
+    landing_index = len(places) - 1
+    read_from = [resolved[landing_index] / source for source in SOURCES]
+    for j, (option, what, path) in enumerate(places):
+        for i in range(j):
+            other_option, other_what, other_path = places[i]
+            a, b = resolved[i], resolved[j]
+            if a == b:
+                relation = "is"
+            elif a in b.parents:
+                relation = "lies inside"
+            elif b in a.parents:
+                relation = "contains"
+                if j == landing_index:
+                    if not any(a == s or s in a.parents for s in read_from):
+                        continue  # beside the landing folder's source folders, which are all gnnrec reads there
+                    relation = "has, inside a source folder it reads,"
+            else:
+                continue
+            same = f" (both {b})" if a == b and str(path) != str(other_path) else ""
+            raise ValueError(
+                f"{option}: {what} {path} {relation} {other_what} {other_path}"
+                f"{'' if option == other_option else f' of {other_option}'}{same}; they must be distinct"
+            )
+
+
+def check_writable_file_folder(path: Path, option: str, probe: Callable[[Path], str | None] | None = None) -> None:
+    """``path`` names a file (not a folder) whose folder exists or can be created, and can be written to.
+
+    ``probe(folder)`` returns why files cannot be created in an existing folder, or ``None`` (default:
+    :func:`probe_writable`, which creates and removes a temporary file, since root passes ``os.access``)."""
+    probe = probe or probe_writable
+    if path.is_dir():
+        raise OptionError(f"{option}: {path} is a folder, not a DuckDB file")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise OptionError(f"{option}: {path} cannot be read and written")
+    folder = path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            raise OptionError(f"{option}: {existing} is a link to nowhere, so the folder {folder} cannot be created")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OptionError(f"{option}: {path} lies under {existing}, which is a file, not a folder")
+    reason = probe(existing)
+    if reason is not None:
+        if existing == folder:
+            raise OptionError(f"{option}: the folder {folder} is not writable ({reason})")
+        raise OptionError(f"{option}: the folder {folder} does not exist and cannot be created: {existing} is not "
+                          f"writable ({reason})")
+
+
+def probe_writable(folder: Path) -> str | None:
+    """Why a file cannot be created in ``folder``, or ``None``: ``os.access``, then a real temporary file (root
+    passes ``os.access`` on any folder of a writable file system)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "permission denied"
+    try:
+        handle, name = tempfile.mkstemp(prefix=".gnnrec-probe-", dir=folder)
+    except OSError as error:
+        return error.strerror or type(error).__name__
+    os.close(handle)
+    os.unlink(name)
+    return None
+
+
+def check_warehouse_file(db: Path) -> None:
+    """An existing ``db`` must be a DuckDB database DuckDB can open. Another process holding it is left to the
+    run's own lock, which names the holder."""
+    import duckdb
+
+    from tasks.db import WarehouseUnreadable, open_database
+    from tasks.lock import WarehouseBusy
+
+    if not db.is_file():
+        return
+    try:
+        open_database(db, read_only=True).close()
+    except WarehouseUnreadable as error:
+        raise OptionError(f"--db: {error}") from error
+    except (WarehouseBusy, duckdb.ConnectionException):  # held elsewhere, or open in this very process
+        pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping
 from datetime import date
 from functools import cache
@@ -12,6 +13,8 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+
+from tasks.lock import WarehouseBusy
 
 # The only tables whose names are ever placed into a SQL template; anything else is refused.
 PARTITIONED_TABLES = frozenset(
@@ -34,12 +37,60 @@ def partition_sql(name: str, table: str) -> str:
     return sql_text(name).replace("{table}", table)
 
 
+# DuckDB 1.x/2.x: 'IO Error: Could not set lock on file "x": Conflicting lock is held in /usr/bin/python3 (PID 8849) ...'
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+class WarehouseUnreadable(ValueError):
+    """The file is not a DuckDB database DuckDB can open: garbage, truncated, corrupt, or not readable at all."""
+
+    def __init__(self, db_path: Path, reason: str) -> None:
+        super().__init__(f"{db_path} is not a usable DuckDB database: {reason}")
+        self.db_path, self.reason = db_path, reason
+
+
+class WarehouseHeld(WarehouseBusy, duckdb.IOException):
+    """Another process has the DuckDB file open (DuckDB allows one writing process and no reader beside it).
+
+    Still a ``duckdb.IOException``, so the flow's tasks keep retrying it as a transient error."""
+
+    def __init__(self, db_path: Path, reason: str) -> None:
+        holder = _LOCK_HOLDER.search(reason)
+        if holder:
+            who = f"process {holder['pid']} ({Path(holder['program']).name})"
+        else:
+            who = "another process"
+        super().__init__(
+            f"{db_path} is open in {who}; the warehouse belongs to the pipeline; analysts read the analytics store "
+            "(--analytics, default data/analytics.duckdb)"
+        )
+        self.db_path, self.pid = db_path, int(holder["pid"]) if holder else None
+
+
+def open_database(db_path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect`` with its refusals made plain: :class:`WarehouseHeld` when another process holds the file,
+    :class:`WarehouseUnreadable` (with DuckDB's reason) when the file is not a DuckDB database or is damaged."""
+    try:
+        return duckdb.connect(str(db_path), read_only=read_only)
+    except duckdb.IOException as error:
+        if "Could not set lock" in str(error):
+            raise WarehouseHeld(db_path, str(error)) from error
+        raise WarehouseUnreadable(db_path, str(error)) from error
+    except duckdb.ConnectionException:
+        raise  # the same file already open in this process with other settings: a programming error, not the file's
+    except duckdb.Error as error:  # "Corrupt database file: computed checksum ...", serialization errors, ...
+        raise WarehouseUnreadable(db_path, str(error)) from error
+
+
 @contextlib.contextmanager
 def connect(db_path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse (creating its folder and schema when writing) and close it afterwards."""
+    """Open the warehouse (creating its folder and schema when writing) and close it afterwards.
+
+    Raises :class:`WarehouseHeld` (a :class:`~tasks.lock.WarehouseBusy`) when another process has the file open,
+    and :class:`WarehouseUnreadable` when it is not a usable DuckDB database."""
     if not read_only:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(db_path), read_only=read_only)
+    con = open_database(db_path, read_only=read_only)
     try:
         if not read_only:
             con.execute(sql_text("schema/create"))

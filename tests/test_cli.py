@@ -44,7 +44,7 @@ def _usage_error(argv: list[str], capsys) -> str:
         (["--top-k", "0"], "gnnrec run: error: --top-k: Input should be greater than or equal to 1"),
         (["--contracts", "{nope"], "gnnrec run: error: argument --contracts: invalid JSON '{nope'"),
         (["--contracts", '{"interactions": {"critical": ["nope"]}}'],
-         "gnnrec run: error: --contracts: Value error, interactions: unknown expectation(s) nope; choose from "),
+         "gnnrec run: error: --contracts: interactions: unknown expectation(s) nope; choose from "),
         (["--contracts", '{"kg": {"rejection_budget": 2}}'],
          "gnnrec run: error: --contracts-kg-rejection-budget: Input should be less than or equal to 1"),
     ],
