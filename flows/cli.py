@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_daily_options(backfill, exclude=frozenset({"ds"}))
     backfill.set_defaults(handler=_backfill, parser=backfill)
 
+    failpoints = commands.add_parser(
+        "failpoints", help="list the failpoints a run can be killed at (GNNREC_FAILPOINT=<name>[:<n>])",
+        description="Every failpoint, one per line: its name, then what has and has not been written when a run "
+        "dies there. GNNREC_FAILPOINT=<name>[:<n>] kills a run with SIGKILL the n-th time (default: first) it gets there.",
+    )
+    failpoints.set_defaults(handler=_failpoints, parser=failpoints)
+
     runs = commands.add_parser("runs", help="recent runs with their status, duration and headline metrics")
     runs.add_argument("--limit", type=int, default=20, help="how many runs (default: 20)")
     _add_registry_options(runs)
@@ -273,6 +280,15 @@ def _show_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if note:
         print(note)
     print(describe_run(runs[0]))
+    return 0
+
+
+def _failpoints(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tasks.failpoints import FAILPOINTS
+
+    width = max(map(len, FAILPOINTS))
+    for name, description in FAILPOINTS.items():
+        print(f"{name:<{width}}  {description}")
     return 0
 
 

@@ -204,8 +204,8 @@ def publish_analytics(db: Path, analytics: Path, completing: str | None = None) 
 @flow(name=FLOW_NAME, log_prints=False)
 def daily_recommendations(params: DailyParams = DailyParams()) -> DailyResult:
     """Process one day of landed data into published per-user top-K recommendations."""
-    params.check_before_run(resolve_ds(params.ds))  # the option checks that need the file system, before any write
     ds = resolve_ds(params.ds)
+    params.check_before_run(ds)  # the option checks that need the file system, before any write
     with warehouse_lock(params.db, f"{FLOW_NAME} model={params.model} ds={ds}", params.lock_wait):
         return process_day(params.model_copy(update={"ds": ds}), FLOW_NAME)
 
