@@ -33,6 +33,7 @@ class Holdout:
     cutoff: date
     users: np.ndarray
     items: np.ndarray
+    ratings: np.ndarray | None = None  # each pair's latest explicit rating, NaN where the source gave none
 
 
 def assign_ids(con: duckdb.DuckDBPyConnection, ds: date) -> CatalogSizes:
@@ -103,7 +104,10 @@ def load_holdout(con: duckdb.DuckDBPyConnection, ds: date, eval_days: int) -> Ho
         .join(trained.select("user_idx").unique(), on="user_idx")
         .join(unavailable, on="item_idx", how="anti")
     )
-    return Holdout(cutoff, test["user_idx"].to_numpy().astype(np.int64), test["item_idx"].to_numpy().astype(np.int64))
+    return Holdout(
+        cutoff, test["user_idx"].to_numpy().astype(np.int64), test["item_idx"].to_numpy().astype(np.int64),
+        test["rating"].cast(pl.Float64).fill_null(float("nan")).to_numpy(),
+    )
 
 
 def unavailable_items(con: duckdb.DuckDBPyConnection, as_of: date, catalog_ds: date) -> np.ndarray:
