@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
 import pandera.polars as pa
 import polars as pl
@@ -194,6 +195,23 @@ class ItemEntityRow(pa.DataFrameModel):
         return _keeps("not_blank", data)
 
 
+# A row whose event time is after the end of its partition day (``ds`` + 1 day, UTC) by more than the tolerance
+# given to validation breaks this rule; a time exactly at that limit keeps it, and earlier times (late-arriving
+# events) keep it whatever their day. It depends on the partition's day, so it is not a pandera check: validation
+# applies it to the rows' parsed times (:func:`after_the_day`).
+FUTURE_RULE = "ts_not_after_partition_day"
+
+
+def latest_event_time(ds: date, tolerance: timedelta) -> datetime:
+    """The latest event time (naive UTC) a row of partition ``ds`` may carry: the end of the day plus ``tolerance``."""
+    return datetime.combine(ds + timedelta(days=1), time()) + tolerance
+
+
+def after_the_day(parsed: pl.Expr, latest: datetime) -> pl.Expr:
+    """True where a parsed event time (naive UTC) breaks :data:`FUTURE_RULE`; null times keep it."""
+    return (parsed > pl.lit(latest, pl.Datetime("us"))).fill_null(False)
+
+
 def keeps_every_rule(model: type[pa.DataFrameModel]) -> pl.Expr | None:
     """True where a row keeps every rule of ``model``, in one pass over a frame of stripped text (:func:`stripped`).
 
@@ -224,6 +242,7 @@ class SourceContract:
     optional: tuple[str, ...]
     row_model: type[pa.DataFrameModel]
     typed_columns: tuple[pl.Expr, ...]  # the clean columns, over a frame of stripped text (:func:`stripped`)
+    event_time: str | None = None  # the column of the event's time, checked against its partition day
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -248,6 +267,7 @@ SOURCES: dict[str, SourceContract] = {
             parse_number(pl.col("rating")),
             parse_timestamp(pl.col("ts")),
         ),
+        event_time="ts",
     ),
     "social": SourceContract(
         "social",
@@ -260,6 +280,7 @@ SOURCES: dict[str, SourceContract] = {
             parse_number(pl.col("weight")),
             parse_timestamp(pl.col("ts")),
         ),
+        event_time="ts",
     ),
     "kg": SourceContract(
         "kg",

@@ -11,11 +11,15 @@ a file whose path and sha256 were already ingested for the day is not read again
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import hashlib
 import io
 import json
 import logging
+import os
+import re
+import stat
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -74,8 +78,15 @@ def partition_dir(landing: Path, source: str, ds: date) -> Path:
 
 def _inside_landing(landing: Path, path: Path) -> Path:
     """``path`` itself, refused with a :class:`LandingError` when it resolves outside the landing root (a ``..`` in
-    a symlink, or a symlink to another folder): gnnrec reads only what was landed under the root."""
-    resolved, root = path.resolve(), landing.resolve()
+    a symlink, or a symlink to another folder): gnnrec reads only what was landed under the root.
+
+    A link whose target is missing is judged by where it points; a link loop cannot be resolved and is let through
+    (it is recorded as unreadable, never read)."""
+    try:
+        resolved = path.resolve()
+    except (RuntimeError, OSError):  # a symlink loop: it leads nowhere, so not outside either
+        return path
+    root = landing.resolve()
     if not resolved.is_relative_to(root):
         raise LandingError(
             f"{path} resolves to {resolved}, outside the landing root {root}; refusing to read it "
@@ -84,40 +95,151 @@ def _inside_landing(landing: Path, path: Path) -> Path:
     return path
 
 
-def discover_files(landing: Path, source: str, ds: date) -> list[Path]:
-    """The day's files of one source, in name order; hidden and ``_``-prefixed markers (``_SUCCESS``) are ignored.
+# ``ops.ingest_files.status`` of a landed entry: read (``loaded``), not readable or not a file (``failed``), or a
+# marker that the landing contract says is not read (``ignored``).
+LOADED, FAILED, IGNORED = "loaded", "failed", "ignored"
+MARKER_PREFIXES = (".", "_")
+MARKER_REASON = "marker file: names starting with '.' or '_' are not read"
+NO_DIGEST = ""  # ``sha256`` of an entry that is not read; empty rather than null so fingerprints compare as text
 
-    A partition folder or file that resolves outside the landing root stops the run with a :class:`LandingError`.
+
+@dataclass(frozen=True)
+class LandedEntry:
+    """One entry landed for a day: a file to read (``reason`` None) or something recorded as not read, and why."""
+
+    source: str
+    path: Path
+    relative: str  # as recorded in ``ops.ingest_files.path``: relative to the landing root, POSIX separators
+    status: str = LOADED
+    reason: str | None = None
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What ``path`` is when it is not a regular file or a link to one (``a folder``, ``a symbolic link loop``,
+    ``a named pipe (fifo)``...), else None. Never opens the entry, so a named pipe cannot block the run."""
+    try:
+        mode = path.stat().st_mode  # follows links
+    except OSError as error:
+        if path.is_symlink() and error.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if path.is_symlink() and error.errno == errno.ENOENT:
+            return f"a symbolic link to a missing target {os.readlink(path)!r}"
+        return f"an entry that cannot be opened ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (fifo)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+_EXACT_DAY = re.compile(r"ds=(\d{4}-\d{2}-\d{2})")
+# A day folder spelled another way: any case, padding, a prefix other than ``ds``, other separators or none
+# (``DS=2026-01-03``, ``ds=2026-1-3``, ``ds=20260103``, ``date=2026_01_03``, ``2026-01-03 ``).
+_SPELLED_DAY = re.compile(r"(?i)\s*(?:[a-z_]+\s*[=:_-]?\s*)?(\d{4})[-_./ ]?(\d{1,2})[-_./ ]?(\d{1,2})\s*")
+# The year part of a day written as nested folders, ``ds=2026/01/03``.
+_SPELLED_YEAR = re.compile(r"(?i)\s*(?:[a-z_]+\s*[=:_-]?\s*)?(\d{4})\s*")
+_NUMBER_FOLDER = re.compile(r"\s*(\d{1,2})\s*")
+
+
+def _parsed_date(*parts: str) -> date | None:
+    try:
+        return date(*(int(part) for part in parts))
+    except ValueError:
+        return None
+
+
+def _day_folders(landing: Path, source: str) -> list[tuple[date, Path, bool]]:
+    """Every folder under ``<landing>/<source>`` whose name is a day: ``(day, folder, spelled exactly)``.
+
+    ``ds=YYYY-MM-DD`` is a day folder (whatever it turns out to be: a file or a broken link there is recorded as
+    such). A folder whose name parses to a date in another spelling is returned as not exact, to be reported; a
+    name with no date in it (``tmp``) is not a day.
     """
-    folder = partition_dir(landing, source, ds)
-    if not folder.is_dir():
+    root = landing / source
+    if not root.is_dir():
         return []
-    _inside_landing(landing, folder)
-    return sorted(
-        _inside_landing(landing, p) for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
-    )
+    found = []
+    for entry in sorted(root.iterdir()):
+        name = entry.name
+        if (exact := _EXACT_DAY.fullmatch(name)) is not None and (day := _parsed_date(*name[3:].split("-"))):
+            found.append((day, entry, True))
+        elif (spelled := _SPELLED_DAY.fullmatch(name)) is not None:
+            if (day := _parsed_date(*spelled.groups())) is not None:
+                found.append((day, entry, False))
+        elif _SPELLED_YEAR.fullmatch(name) is not None and entry.is_dir():  # ``ds=2026/01/03``: nested folders
+            year = _SPELLED_YEAR.fullmatch(name).group(1)
+            for month in sorted(p for p in entry.iterdir() if _NUMBER_FOLDER.fullmatch(p.name) and p.is_dir()):
+                for dom in sorted(p for p in month.iterdir() if _NUMBER_FOLDER.fullmatch(p.name)):
+                    if (day := _parsed_date(year, month.name.strip(), dom.name.strip())) is not None:
+                        found.append((day, dom, False))
+    return found
+
+
+def landed_entries(landing: Path, ds: date) -> list[LandedEntry]:
+    """Everything landed for ``ds``, by source then name: each entry of each source's ``ds=YYYY-MM-DD`` folder,
+    plus each folder whose name spells that day another way. Only entries without a ``reason`` are read; the
+    others are recorded with it, so nothing under a day folder goes unnoticed.
+
+    A partition folder or entry that resolves outside the landing root stops the run with a :class:`LandingError`;
+    markers (names starting with ``.`` or ``_``) are not looked into, wherever they point.
+    """
+    entries: list[LandedEntry] = []
+    for source in SOURCES:
+        for day, folder, exact in _day_folders(landing, source):
+            if day != ds:
+                continue
+            relative = folder.relative_to(landing).as_posix()
+            if not exact:
+                spelled = folder.relative_to(landing / source).as_posix()
+                reason = f"day folder {spelled!r} is not spelled ds={ds.isoformat()} exactly; not read"
+                entries.append(LandedEntry(source, folder, relative, FAILED, reason))
+                continue
+            _inside_landing(landing, folder)
+            if not folder.is_dir():
+                reason = f"day folder is {_not_a_file(folder) or 'a file'}, not a folder; not read"
+                entries.append(LandedEntry(source, folder, relative, FAILED, reason))
+                continue
+            for path in sorted(folder.iterdir()):
+                relative = path.relative_to(landing).as_posix()
+                if path.name.startswith(MARKER_PREFIXES):
+                    entries.append(LandedEntry(source, path, relative, IGNORED, MARKER_REASON))
+                    continue
+                if path.is_symlink():
+                    _inside_landing(landing, path)
+                if (what := _not_a_file(path)) is None:
+                    entries.append(LandedEntry(source, path, relative))
+                elif what == "a folder":
+                    reason = "a folder inside a day folder; files in sub-folders are not read"
+                    entries.append(LandedEntry(source, path, relative, FAILED, reason))
+                else:
+                    kind = what if what.startswith(("a symbolic link", "an entry")) else f"{what}, not a regular file"
+                    entries.append(LandedEntry(source, path, relative, FAILED, f"{kind}; not read"))
+    return entries
+
+
+def discover_files(landing: Path, source: str, ds: date) -> list[Path]:
+    """The day's files of one source that are read, in name order (see :func:`landed_entries`)."""
+    return [e.path for e in landed_entries(landing, ds) if e.source == source and e.reason is None]
 
 
 def landed_days(landing: Path, until: date) -> list[date]:
-    """Every day up to ``until`` with a partition folder in any source, oldest first."""
-    days = set()
-    for source in SOURCES:
-        for folder in (landing / source).glob("ds=*"):
-            try:
-                day = date.fromisoformat(folder.name.removeprefix("ds="))
-            except ValueError:
-                continue
-            if folder.is_dir() and day <= until:
-                days.add(day)
-    return sorted(days)
+    """Every day up to ``until`` with a day folder in any source, oldest first, including a day whose folder is
+    spelled another way (``ds=2026-1-3``), so that ingesting it reports the folder."""
+    return sorted({day for source in SOURCES for day, _, _ in _day_folders(landing, source) if day <= until})
 
 
 def landed_fingerprint(landing: Path, ds: date) -> set[tuple[str, str, str]]:
-    """``(source, path, sha256)`` of every file landed for ``ds``: equal fingerprints mean nothing to re-ingest."""
+    """``(source, path, sha256)`` of every entry landed for ``ds``, as :func:`ingest_partition` records them (an
+    entry that is not read has an empty digest): equal fingerprints mean nothing to re-ingest."""
     return {
-        (source, path.relative_to(landing).as_posix(), sha256_of(path))
-        for source in SOURCES
-        for path in discover_files(landing, source, ds)
+        (e.source, e.relative, sha256_of(e.path) if e.reason is None else NO_DIGEST)
+        for e in landed_entries(landing, ds)
     }
 
 
@@ -275,7 +397,9 @@ def read_landed_file(path: Path) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame 
         return frame, pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True), None
     except pl.exceptions.NoDataError:  # an empty file is a file of no rows
         return pl.DataFrame(), pl.Series([], dtype=pl.Int64), None
-    except pl.exceptions.ComputeError:  # a line the fast reader cannot split: read line by line, keeping it
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
+        # A line the fast reader cannot split, or (JSONL) a line that is JSON but not an object, which polars reports
+        # as a ComputeError or a SchemaError depending on the value: read line by line, keeping every such line.
         data = data if data is not None else path.read_bytes()
         if not data.strip():
             return pl.DataFrame(), pl.Series([], dtype=pl.Int64), None
@@ -334,7 +458,8 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) ->
     """Bring ``raw.<source>`` and ``ops.ingest_files`` for ``ds`` up to what is landed now, atomically.
 
     A file ingested before with the same sha256 keeps its rows and is not read again; a changed file's rows are
-    replaced, and a file no longer landed loses its rows.
+    replaced, and a file no longer landed loses its rows. Every entry that is not read (see :func:`landed_entries`)
+    is recorded with its status and reason: ``ignored`` (a marker, 0 rows read) or ``failed``.
     """
     if not landing.is_dir():
         raise LandingError(f"landing folder {landing} does not exist")
@@ -342,26 +467,31 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) ->
     records: list[FileRecord] = []
     skipped: list[str] = []
     raw_by_source: dict[str, list[pl.DataFrame]] = {source: [] for source in SOURCES}
-    for source, contract in SOURCES.items():
-        for path in discover_files(landing, source, ds):
-            relative = path.relative_to(landing).as_posix()
-            size, digest = path.stat().st_size, sha256_of(path)
-            before = ingested.get(relative)
-            if before is not None and before.source == source and before.sha256 == digest:
-                records.append(before)
-                skipped.append(relative)
-                continue
-            try:
-                frame, lines, malformed = read_landed_file(path)
-                rows, missing, extra = to_raw_rows(frame, contract, ds, relative, lines, malformed)
-            except Exception as error:  # noqa: BLE001 - any unreadable file is recorded with its reason, not raised
-                reason = _failure_reason(error)
-                log.warning("cannot read %s: %s", relative, reason)
-                records.append(FileRecord(ds, source, relative, digest, size, None, status="failed", error=reason))
-                continue
-            raw_by_source[source].append(rows)
-            records.append(FileRecord(ds, source, relative, digest, size, rows.height, missing, extra))
-            log.info("read %s: %d rows", relative, rows.height)
+    for entry in landed_entries(landing, ds):
+        source, contract, path, relative = entry.source, SOURCES[entry.source], entry.path, entry.relative
+        if entry.reason is not None:
+            read = 0 if entry.status == IGNORED else None
+            records.append(FileRecord(ds, source, relative, NO_DIGEST, None, read, status=entry.status, error=entry.reason))
+            if entry.status == FAILED:
+                log.warning("not read: %s: %s", relative, entry.reason)
+            continue
+        size, digest = path.stat().st_size, sha256_of(path)
+        before = ingested.get(relative)
+        if before is not None and before.source == source and before.sha256 == digest:
+            records.append(before)
+            skipped.append(relative)
+            continue
+        try:
+            frame, lines, malformed = read_landed_file(path)
+            rows, missing, extra = to_raw_rows(frame, contract, ds, relative, lines, malformed)
+        except Exception as error:  # noqa: BLE001 - any unreadable file is recorded with its reason, not raised
+            reason = _failure_reason(error)
+            log.warning("cannot read %s: %s", relative, reason)
+            records.append(FileRecord(ds, source, relative, digest, size, None, status=FAILED, error=reason))
+            continue
+        raw_by_source[source].append(rows)
+        records.append(FileRecord(ds, source, relative, digest, size, rows.height, missing, extra))
+        log.info("read %s: %d rows", relative, rows.height)
 
     files = pl.DataFrame(
         [vars(r) | {"missing_columns": list(r.missing_columns), "extra_columns": list(r.extra_columns)} for r in records],

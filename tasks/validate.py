@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import duckdb
 import pandera.errors
 import polars as pl
 
-from tasks.contracts import SOURCES, SourceContract, keeps_every_rule, stripped
+from tasks.contracts import (
+    FUTURE_RULE, SOURCES, SourceContract, after_the_day, keeps_every_rule, latest_event_time, parse_timestamp, stripped,
+)
 from tasks.db import partition_sql, query_arrow, replace_partition, sql_text, transaction
 from tasks.failpoints import failpoint
 from tasks.ingest import ARROW_LEVEL
 from tasks.progress import mark_day
 
 log = logging.getLogger(__name__)
+
+DEFAULT_FUTURE_TOLERANCE = timedelta(days=1)
 
 QUARANTINE_SCHEMA = {
     "ds": pl.Date,
@@ -69,10 +73,37 @@ def _rule_failures(rows: pl.DataFrame, text: pl.DataFrame, contract: SourceContr
     return failures
 
 
-def split_rows(raw: pl.DataFrame, contract: SourceContract, missing_by_file: dict[str, list[str]]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Return ``(clean, quarantine)`` for one source's raw rows of one day (a pure function of its inputs)."""
+def _future_failures(checked: pl.DataFrame, text: pl.DataFrame, contract: SourceContract, latest: datetime | None) -> pl.DataFrame:
+    """One row per row of ``checked`` whose event time breaks :data:`FUTURE_RULE`, shaped as :func:`_rule_failures`'s,
+    with the landed (unstripped) text as the value."""
+    column = contract.event_time
+    if column is None or latest is None:
+        return pl.DataFrame(schema={"index": pl.Int64, "column_name": pl.String, "rule": pl.String, "value": pl.String})
+    future = text.select(after_the_day(parse_timestamp(pl.col(column)), latest)).to_series().arg_true().cast(pl.Int64)
+    return pl.DataFrame({
+        "index": future, "column_name": pl.repeat(column, len(future), eager=True, dtype=pl.String),
+        "rule": pl.repeat(FUTURE_RULE, len(future), eager=True, dtype=pl.String), "value": checked[column].gather(future),
+    })  # fmt: skip
+
+
+def split_rows(
+    raw: pl.DataFrame, contract: SourceContract, missing_by_file: dict[str, list[str]], latest: datetime | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return ``(clean, quarantine)`` for one source's raw rows of one day (a pure function of its inputs).
+
+    ``latest`` is the latest event time the day's rows may carry (:func:`latest_event_time`); None checks none.
+    """
     record = pl.struct(contract.columns).struct.json_encode().alias("record")
     provenance = [pl.col("ds"), pl.col("source_file"), pl.col("source_line")]
+
+    # A line no reader could split into fields breaks the rule it was read with; its text is the value. That is
+    # the line's fault whatever the rest of its file holds (a JSONL file of such lines has no columns at all).
+    is_malformed = pl.col("malformed_rule").is_not_null()
+    malformed = raw.filter(is_malformed).select(
+        *provenance, pl.lit(None, pl.String).alias("column_name"), pl.col("malformed_rule").alias("rule"),
+        pl.col("malformed_text").alias("value"), record,
+    )
+    parsed = raw.filter(is_malformed.not_()) if malformed.height else raw
 
     # A file without a required column cannot yield a single valid row: quarantine all of it, once per column.
     broken_files = pl.DataFrame(
@@ -82,24 +113,18 @@ def split_rows(raw: pl.DataFrame, contract: SourceContract, missing_by_file: dic
     )
     if broken_files.height:
         in_broken_file = pl.col("source_file").is_in(broken_files["source_file"].unique().to_list())
-        of_broken_files, checked = raw.filter(in_broken_file), raw.filter(in_broken_file.not_())
+        of_broken_files, checked = parsed.filter(in_broken_file), parsed.filter(in_broken_file.not_())
     else:
-        of_broken_files, checked = raw.clear(), raw
+        of_broken_files, checked = parsed.clear(), parsed
     whole_file = of_broken_files.join(broken_files, on="source_file").select(
         *provenance, "column_name", pl.lit("missing_required_column").alias("rule"), pl.lit(None, pl.String).alias("value"), record
     )
-    # A line no reader could split into fields breaks the rule it was read with; its text is the value.
-    is_malformed = pl.col("malformed_rule").is_not_null()
-    malformed = checked.filter(is_malformed).select(
-        *provenance, pl.lit(None, pl.String).alias("column_name"), pl.col("malformed_rule").alias("rule"),
-        pl.col("malformed_text").alias("value"), record,
-    )
-    if malformed.height:
-        checked = checked.filter(is_malformed.not_())
 
     # Every rule and type reads the stripped text, so each column is stripped once for all of them.
     text = checked.select(*provenance, *(stripped(c).alias(c) for c in contract.columns))
     failures = _rule_failures(checked.select(contract.columns), text, contract)
+    if (future := _future_failures(checked, text, contract, latest)).height:
+        failures = pl.concat([failures, future])
     # ``index`` is a row's position in ``checked``; only the failing rows are looked up and JSON-encoded.
     failing = checked.select(pl.all().gather(failures["index"])).select(*provenance, record)
     row_failures = pl.concat([failing, failures.drop("index")], how="horizontal").select(
@@ -130,15 +155,24 @@ def _raw_rows(con: duckdb.DuckDBPyConnection, source: str, ds: date) -> pl.DataF
     )
 
 
-def validate_partition(con: duckdb.DuckDBPyConnection, ds: date) -> list[SourceValidation]:
-    """Replace ``clean.*`` and ``quarantine.*`` for ``ds`` from ``raw.*``, and reconcile ``ops.ingest_files``."""
+def validate_partition(
+    con: duckdb.DuckDBPyConnection, ds: date, future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE
+) -> list[SourceValidation]:
+    """Replace ``clean.*`` and ``quarantine.*`` for ``ds`` from ``raw.*``, and reconcile ``ops.ingest_files``.
+
+    A row whose event time is after the end of ``ds`` (UTC) by more than ``future_tolerance`` is quarantined as
+    :data:`FUTURE_RULE`; one exactly at that limit is not.
+    """
+    if future_tolerance < timedelta(0):
+        raise ValueError(f"future_tolerance must not be negative, got {future_tolerance}")
+    latest = latest_event_time(ds, future_tolerance)
     missing_rows = con.execute(sql_text("ops/files_missing_columns"), {"ds": ds}).fetchall()
     summaries = []
     with transaction(con):
         for source, contract in SOURCES.items():
             raw = _raw_rows(con, source, ds)
             missing = {path: list(cols) for src, path, cols in missing_rows if src == source}
-            clean, quarantine = split_rows(raw, contract, missing)
+            clean, quarantine = split_rows(raw, contract, missing, latest)
             replace_partition(con, f"clean.{source}", ds, clean.to_arrow(compat_level=ARROW_LEVEL))
             replace_partition(con, f"quarantine.{source}", ds, quarantine.to_arrow(compat_level=ARROW_LEVEL))
             rule_counts = dict(quarantine.group_by("rule").len().sort("rule").iter_rows())

@@ -10,15 +10,17 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
+import socket
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from tasks.db import connect
-from tasks.ingest import LandingError, days_to_ingest, ingest_partition
+from tasks.ingest import LandingError, ingest_partition, landed_days, landed_fingerprint, sha256_of
 from tasks.validate import validate_partition
 
 DAY = date(2026, 1, 3)
@@ -120,6 +122,46 @@ CASES = {
          + json.dumps({"user_id": "u3", "item_id": "i3", "event": "view", "ts": TS}) + "\n").encode(),
         3, 2, [(2, None, "valid_json_object", '{"user_id": "u2", "item_id": "i2", "event": "view", "ts": ')],
     ),  # fmt: skip
+    "JSONL lines that are JSON but not objects": Case(
+        "a.jsonl",
+        (json.dumps({"user_id": "u1", "item_id": "i1", "event": "view", "ts": TS}) + "\n"
+         + '[1, 2]\n"x"\n3\nnull\ntrue\n[{"user_id": "u2"}]\n'
+         + json.dumps({"user_id": "u3", "item_id": "i3", "event": "view", "ts": TS}) + "\n").encode(),
+        8, 2,
+        [(2, None, "valid_json_object", "[1, 2]"), (3, None, "valid_json_object", '"x"'),
+         (4, None, "valid_json_object", "3"), (5, None, "valid_json_object", "null"),
+         (6, None, "valid_json_object", "true"), (7, None, "valid_json_object", '[{"user_id": "u2"}]')],
+    ),  # fmt: skip
+    "gzipped JSONL whose first line is an array": Case(
+        "a.jsonl.gz",
+        gzip.compress(('[1]\n' + json.dumps({"user_id": "u1", "item_id": "i1", "event": "view", "ts": TS}) + "\n").encode()),
+        2, 1, [(1, None, "valid_json_object", "[1]")],
+    ),
+    "JSONL file with no object at all": Case(
+        "a.jsonl", b'3\n["u1", "i1"]\n', 2, 0,
+        [(1, None, "valid_json_object", "3"), (2, None, "valid_json_object", '["u1", "i1"]')],
+        missing=["user_id", "item_id", "event", "ts"],
+    ),
+    "event time after the partition day by more than the tolerance": Case(
+        "a.csv",
+        (HEADER
+         + "u1,i1,view,,2026-01-05T00:00:00Z\n"            # line 2: exactly end of day + 1 day: valid
+         + "u1,i2,view,,2026-01-05T00:00:00.000001Z\n"     # line 3: just after: quarantined
+         + "u1,i3,view,,2026-01-05T01:00:00+02:00\n"       # line 4: 2026-01-04 23:00 UTC: valid
+         + "u1,i4,view,, 2030-01-01T00:00:00Z\n"           # line 5: years ahead; the value is the landed text
+         + "u1,i5,view,,1893456000\n"                      # line 6: 2030-01-01 as epoch seconds
+         + "u1,i6,view,,2025-06-01T00:00:00Z\n"            # line 7: late-arriving: valid
+         + "u1,i7,rate,9,2031-01-01T00:00:00Z\n").encode(),  # line 8: two rules broken, one row quarantined
+        7, 3,
+        [(3, "ts", "ts_not_after_partition_day", "2026-01-05T00:00:00.000001Z"),
+         (5, "ts", "ts_not_after_partition_day", " 2030-01-01T00:00:00Z"),
+         (6, "ts", "ts_not_after_partition_day", "1893456000"),
+         (8, "rating", "rating_number_in_0_5", "9"), (8, "ts", "ts_not_after_partition_day", "2031-01-01T00:00:00Z")],
+    ),  # fmt: skip
+    "social edge dated after the partition day": Case(
+        "a.csv", b"src_user_id,dst_user_id,weight,ts\nu1,u2,,2026-01-09T00:00:00Z\nu1,u3,,\nu1,u4,,2026-01-04T12:00:00Z\n",
+        3, 2, [(2, "ts", "ts_not_after_partition_day", "2026-01-09T00:00:00Z")], source="social",
+    ),
     "gzipped CSV": Case("a.csv.gz", gzip.compress((HEADER + GOOD).encode()), 1, 1, []),
     "truncated gzip file": Case(
         "a.csv.gz", gzip.compress((HEADER + GOOD * 2000).encode())[:60], None, None, [], error="EOFError: "
@@ -231,19 +273,173 @@ def test_a_link_that_stays_inside_the_landing_root_is_read(tmp_path: Path):
     (shared.parent / "events.csv").symlink_to("_shared.csv")
     with connect(tmp_path / "w.duckdb") as con:
         ingest_partition(con, landing, DAY)
-        assert con.execute("select path, rows_read from ops.ingest_files").fetchall() == [
-            ("interactions/ds=2026-01-03/events.csv", 1)
+        assert con.execute("select path, status, rows_read from ops.ingest_files order by path").fetchall() == [
+            ("interactions/ds=2026-01-03/_shared.csv", "ignored", 0),
+            ("interactions/ds=2026-01-03/events.csv", "loaded", 1),
         ]
 
 
-def test_a_folder_outside_the_partition_pattern_is_not_a_day(tmp_path: Path):
+def test_a_dangling_link_out_of_the_landing_root_is_refused(tmp_path: Path):
+    landing = tmp_path / "landing"
+    _land(landing, "interactions", "good.csv", (HEADER + GOOD).encode())
+    (landing / "interactions" / f"ds={DAY.isoformat()}" / "gone.csv").symlink_to(tmp_path / "elsewhere" / "gone.csv")
+    with connect(tmp_path / "w.duckdb") as con:
+        with pytest.raises(LandingError, match=r"gone\.csv resolves to .*elsewhere/gone\.csv, outside the landing root"):
+            ingest_partition(con, landing, DAY)
+        assert con.execute("select count(*) from ops.ingest_files").fetchone() == (0,)
+
+
+NOT_READ = "select path, status, sha256, size_bytes, rows_read, rows_loaded, rows_quarantined, error from ops.ingest_files order by path"
+
+
+def test_every_entry_of_a_day_folder_that_is_not_read_is_recorded_with_its_reason(tmp_path: Path):
+    landing = tmp_path / "l"  # short: a socket's path has a length limit
+    good = _land(landing, "interactions", "good.csv", (HEADER + GOOD).encode())
+    folder = good.parent
+    (folder / "_SUCCESS").write_bytes(b"")
+    (folder / ".good.csv.crc").write_bytes(b"\x00\x01")
+    (folder / "_temporary").mkdir()  # a marker folder, e.g. a Spark job's scratch
+    (folder / "part-1").mkdir()
+    (folder / "part-1" / "events.csv").write_text(HEADER + GOOD, encoding="utf-8")
+    (folder / "dangling.csv").symlink_to("missing.csv")
+    (folder / "loop.csv").symlink_to("loop.csv")
+    os.mkfifo(folder / "pipe.csv")  # opening it would block: it must not be opened
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(folder / "sock"))
+    (landing / "social").mkdir()
+    (landing / "social" / f"ds={DAY.isoformat()}").write_text("not a folder", encoding="utf-8")
+    day = f"ds={DAY.isoformat()}"
+    expected = [
+        (f"interactions/{day}/.good.csv.crc", "ignored", "", None, 0, 0, 0, "marker file: names starting with '.' or '_' are not read"),
+        (f"interactions/{day}/_SUCCESS", "ignored", "", None, 0, 0, 0, "marker file: names starting with '.' or '_' are not read"),
+        (f"interactions/{day}/_temporary", "ignored", "", None, 0, 0, 0, "marker file: names starting with '.' or '_' are not read"),
+        (f"interactions/{day}/dangling.csv", "failed", "", None, None, None, None, "a symbolic link to a missing target 'missing.csv'; not read"),
+        (f"interactions/{day}/good.csv", "loaded", sha256_of(good), good.stat().st_size, 1, 1, 0, None),
+        (f"interactions/{day}/loop.csv", "failed", "", None, None, None, None, "a symbolic link loop; not read"),
+        (f"interactions/{day}/part-1", "failed", "", None, None, None, None, "a folder inside a day folder; files in sub-folders are not read"),
+        (f"interactions/{day}/pipe.csv", "failed", "", None, None, None, None, "a named pipe (fifo), not a regular file; not read"),
+        (f"interactions/{day}/sock", "failed", "", None, None, None, None, "a socket, not a regular file; not read"),
+        (f"social/{day}", "failed", "", None, None, None, None, "day folder is a file, not a folder; not read"),
+    ]  # fmt: skip
+    try:
+        with connect(tmp_path / "w.duckdb") as con:
+            first = ingest_partition(con, landing, DAY)
+            validate_partition(con, DAY)
+            assert con.execute(NOT_READ).fetchall() == expected
+            assert first.rows_read("interactions") == 1 and first.rows_read("social") == 0
+            # what is landed fingerprints as what was recorded, so the day is not ingested again for nothing
+            recorded = set(con.execute("select source, path, sha256 from ops.ingest_files").fetchall())
+            assert landed_fingerprint(landing, DAY) == recorded
+            # a re-run with the same entries records the same rows
+            again = ingest_partition(con, landing, DAY)
+            validate_partition(con, DAY)
+            assert again.skipped == [f"interactions/{day}/good.csv"]
+            assert con.execute(NOT_READ).fetchall() == expected
+            assert con.execute("select count(*) from clean.interactions").fetchone() == (1,)
+    finally:
+        listener.close()
+
+
+def test_a_day_folder_linked_in_a_loop_is_recorded_not_read(tmp_path: Path):
+    landing = tmp_path / "landing"
+    _land(landing, "interactions", "good.csv", (HEADER + GOOD).encode())
+    (landing / "social").mkdir()
+    (landing / "social" / f"ds={DAY.isoformat()}").symlink_to(f"ds={DAY.isoformat()}")
+    with connect(tmp_path / "w.duckdb") as con:
+        ingest_partition(con, landing, DAY)
+        assert con.execute("select path, status, error from ops.ingest_files where source = 'social'").fetchall() == [
+            (f"social/ds={DAY.isoformat()}", "failed", "day folder is a symbolic link loop, not a folder; not read")
+        ]
+
+
+BEFORE = date(2026, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "spelling", ["ds=2026-1-2", "ds=20260102", "ds=2026-01-02 ", " ds=2026-01-02", "DS=2026-01-02", "ds=2026_01_02",
+                 "date=2026-01-02", "2026-01-02", "ds=2026/01/02", "ds=2026/1/2"],
+)  # fmt: skip
+def test_a_day_folder_spelled_another_way_is_reported_under_its_day(tmp_path: Path, spelling: str):
+    landing = tmp_path / "landing"
+    _land(landing, "interactions", "good.csv", (HEADER + GOOD).encode())
+    stray = landing / "interactions" / spelling / "a.csv"
+    stray.parent.mkdir(parents=True)
+    stray.write_text(HEADER + GOOD, encoding="utf-8")
+    assert landed_days(landing, DAY) == [BEFORE, DAY]  # noticed, not skipped
+    assert landed_days(landing, BEFORE) == [BEFORE]
+    with connect(tmp_path / "w.duckdb") as con:
+        ingest_partition(con, landing, BEFORE)
+        validate_partition(con, BEFORE)
+        assert con.execute("select ds, source, path, sha256, status, rows_read, error from ops.ingest_files").fetchall() == [
+            (BEFORE, "interactions", f"interactions/{spelling}", "", "failed", None,
+             f"day folder {spelling!r} is not spelled ds=2026-01-02 exactly; not read"),
+        ]  # fmt: skip
+        assert con.execute("select count(*) from raw.interactions").fetchone() == (0,)
+        # the exact folder of another day is unaffected
+        ingest_partition(con, landing, DAY)
+        assert con.execute("select path, status from ops.ingest_files where ds = ?", [DAY]).fetchall() == [
+            ("interactions/ds=2026-01-03/good.csv", "loaded")
+        ]
+
+
+def test_a_misspelled_folder_next_to_the_exact_one_is_reported_and_the_exact_one_read(tmp_path: Path):
+    landing = tmp_path / "landing"
+    _land(landing, "interactions", "good.csv", (HEADER + GOOD).encode())
+    (landing / "interactions" / "ds=2026-1-3").mkdir()
+    with connect(tmp_path / "w.duckdb") as con:
+        ingest_partition(con, landing, DAY)
+        assert con.execute("select path, status, rows_read from ops.ingest_files order by path").fetchall() == [
+            ("interactions/ds=2026-01-03/good.csv", "loaded", 1),
+            ("interactions/ds=2026-1-3", "failed", None),
+        ]
+
+
+@pytest.mark.parametrize("name", ["tmp", "ds=", "ds=latest", "ds=2026-13-45", "ds=2026-02-30", "backfill_2026"])
+def test_a_folder_that_is_not_a_day_is_not_looked_at(tmp_path: Path, name: str):
     landing = tmp_path / "landing"
     _land(landing, "interactions", "a.csv", (HEADER + GOOD).encode())
-    stray = landing / "interactions" / "ds=2026-1-2" / "a.csv"
+    stray = landing / "interactions" / name / "a.csv"
     stray.parent.mkdir()
     stray.write_text(HEADER + GOOD, encoding="utf-8")
+    assert landed_days(landing, DAY) == [DAY]
     with connect(tmp_path / "w.duckdb") as con:
-        assert days_to_ingest(con, landing, DAY) == [DAY]
+        ingest_partition(con, landing, DAY)
+        assert con.execute("select path from ops.ingest_files").fetchall() == [("interactions/ds=2026-01-03/a.csv",)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Event times after the partition day
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "quarantined"),
+    [(timedelta(0), [3, 4]), (timedelta(hours=36), [4]), (timedelta(days=1), [4])],
+)
+def test_the_future_tolerance_is_a_parameter_of_validation_and_its_limit_is_inclusive(
+    tmp_path: Path, tolerance: timedelta, quarantined: list[int]
+):
+    landing = tmp_path / "landing"
+    _land(landing, "interactions", "a.csv", (HEADER
+        + "u1,i1,view,,2026-01-04T00:00:00Z\n"    # line 2: the end of the day itself
+        + "u1,i2,view,,2026-01-04T00:00:01Z\n"    # line 3
+        + "u1,i3,view,,2026-01-05T12:00:01Z\n"    # line 4: one second after end of day + 36 hours
+        + "u1,i4,view,,2026-01-02T23:00:00Z\n"    # line 5: the day before: late-arriving, valid
+    ).encode())  # fmt: skip
+    with connect(tmp_path / "w.duckdb") as con:
+        ingest_partition(con, landing, DAY)
+        (summary, *_) = validate_partition(con, DAY, future_tolerance=tolerance)
+        rows = con.execute("select source_line, column_name, rule from quarantine.interactions order by all").fetchall()
+        files = con.execute("select rows_read, rows_loaded, rows_quarantined from ops.ingest_files").fetchall()
+    assert rows == [(line, "ts", "ts_not_after_partition_day") for line in quarantined]
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (4, 4 - len(quarantined), len(quarantined))
+    assert summary.rule_counts == {"ts_not_after_partition_day": len(quarantined)}
+    assert files == [(4, 4 - len(quarantined), len(quarantined))]
+
+
+def test_a_negative_future_tolerance_is_refused(tmp_path: Path):
+    with connect(tmp_path / "w.duckdb") as con, pytest.raises(ValueError, match="future_tolerance must not be negative"):
+        validate_partition(con, DAY, future_tolerance=timedelta(hours=-1))
 
 
 # ---------------------------------------------------------------------------------------------------------------

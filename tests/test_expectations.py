@@ -94,13 +94,13 @@ def test_exact_duplicates_and_events_outside_the_day_warn_but_do_not_stop(tmp_pa
         DAY_2, *(f"u{n},i{n},view," for n in range(8)),
         "u1,i1,view,",                             # line 10: an exact copy of line 3
         "u2,i3,view,,2026-01-02T23:59:59Z",        # line 11: the day before
-        "u2,i4,view,,2027-01-01T00:00:00Z",        # line 12: in the future
+        "u2,i4,view,,2026-01-04T12:00:00Z",        # line 12: the next day (within the future tolerance)
         "u3,i5,rate,",                             # line 13: a rating event without its rating
     ))  # fmt: skip
     day = _check(tmp_path, landing)
     assert _failed(day) == {
         "no_duplicate_events": ("1", (f"{A}:10 u1 i1 view 2026-01-03 10:00:00",)),
-        "timestamps_inside_the_day": ("2", (f"{A}:11 2026-01-02 23:59:59", f"{A}:12 2027-01-01 00:00:00")),
+        "timestamps_inside_the_day": ("2", (f"{A}:11 2026-01-02 23:59:59", f"{A}:12 2026-01-04 12:00:00")),
         "rating_matches_event_type": ("1", (f"{A}:13 rate rating null",)),
     }
     assert day.breaches == []

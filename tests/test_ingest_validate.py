@@ -61,12 +61,16 @@ def _ingest_validate(con, landing: Path, ds: date) -> None:
 
 
 def _assert_files_reconcile(con) -> None:
-    """For every file that was read: rows read = rows loaded + rows quarantined."""
+    """For every file that was read: rows read = rows loaded + rows quarantined; an ignored marker reads none."""
     for path, status, read, loaded, quarantined in _rows(
         con, "ops.ingest_files", "path, status, rows_read, rows_loaded, rows_quarantined"
     ):
         if status == "loaded":
             assert read == loaded + quarantined, path
+        elif status == "ignored":
+            assert (read, loaded, quarantined) == (0, 0, 0), path
+        else:
+            assert (status, read, loaded, quarantined) == ("failed", None, None, None), path
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -165,11 +169,15 @@ def _land_bad_day(landing: Path, ds: date) -> None:
         f"u2,i2,rate,7,{GOOD_TS}\n"          # line 6: rating out of range
         "u2,i3,rate,NaN,yesterday\n"         # line 7: NaN rating and an unparsable timestamp
         f"u3,i4,rate,-0.5,{GOOD_TS}\n"       # line 8: negative rating
+        "u3,i5,view,,2030-01-01T00:00:00Z\n"  # line 9: years after the partition day
     ))  # fmt: skip
     _land(landing, "interactions", ds, "b.jsonl", _jsonl(
         {"user_id": "u9", "item_id": "i9", "event": "view", "ts": GOOD_TS, "color": "red"},  # extra column
         {"user_id": None, "item_id": "i9", "event": "view", "ts": GOOD_TS, "color": "blue"},
+        "valid JSON, but not an object",
     ))  # fmt: skip
+    _land(landing, "interactions", ds, "_SUCCESS", "")  # a marker: recorded as ignored
+    (landing / "social" / f"ds={ds.isoformat()}" / "retry").mkdir(parents=True)  # a sub-folder: recorded, not read
     _land(landing, "interactions", ds, "c.parquet", b"this is not a parquet file")
     _land(landing, "interactions", ds, "d.csv", f"user_id,event,ts\nu1,view,{GOOD_TS}\nu2,view,{GOOD_TS}\n")
     _land(landing, "social", ds, "edges.csv", (
@@ -199,7 +207,9 @@ def test_bad_rows_are_quarantined_with_file_line_column_rule_and_value(tmp_path:
             (a, 7, "rating", "rating_number_in_0_5", "NaN"),
             (a, 7, "ts", "timestamp_parses", "yesterday"),
             (a, 8, "rating", "rating_number_in_0_5", "-0.5"),
+            (a, 9, "ts", "ts_not_after_partition_day", "2030-01-01T00:00:00Z"),
             (b, 2, "user_id", "not_nullable", None),
+            (b, 3, None, "valid_json_object", '"valid JSON, but not an object"'),
             # a file without a required column: every row, once per missing column
             (d, 2, "item_id", "missing_required_column", None),
             (d, 3, "item_id", "missing_required_column", None),
@@ -229,18 +239,22 @@ def test_every_file_is_recorded_and_reconciled(tmp_path: Path, bad_day: Path):
         _ingest_validate(con, bad_day, DAY)
         columns = "path, status, rows_read, rows_loaded, rows_quarantined, missing_columns, extra_columns"
         assert _rows(con, "ops.ingest_files", columns) == [
-            ("interactions/ds=2026-01-03/a.csv", "loaded", 7, 1, 6, [], []),
-            ("interactions/ds=2026-01-03/b.jsonl", "loaded", 2, 1, 1, [], ["color"]),
+            ("interactions/ds=2026-01-03/_SUCCESS", "ignored", 0, 0, 0, [], []),
+            ("interactions/ds=2026-01-03/a.csv", "loaded", 8, 1, 7, [], []),
+            ("interactions/ds=2026-01-03/b.jsonl", "loaded", 3, 1, 2, [], ["color"]),
             ("interactions/ds=2026-01-03/c.parquet", "failed", None, None, None, [], []),
             ("interactions/ds=2026-01-03/d.csv", "loaded", 2, 0, 2, ["item_id"], []),
             ("item_entities/ds=2026-01-03/links.csv", "loaded", 1, 0, 1, [], []),
             ("kg/ds=2026-01-03/triples.jsonl", "loaded", 1, 0, 1, [], []),
             ("social/ds=2026-01-03/edges.csv", "loaded", 2, 0, 2, [], []),
+            ("social/ds=2026-01-03/retry", "failed", None, None, None, [], []),
         ]
         _assert_files_reconcile(con)
         errors = dict(_rows(con, "ops.ingest_files", "path, error"))
         failure = errors.pop("interactions/ds=2026-01-03/c.parquet")
         assert failure and "\n" not in failure  # one line, with the reader's reason
+        assert errors.pop("interactions/ds=2026-01-03/_SUCCESS") == "marker file: names starting with '.' or '_' are not read"
+        assert errors.pop("social/ds=2026-01-03/retry") == "a folder inside a day folder; files in sub-folders are not read"
         assert set(errors.values()) == {None}
 
 
