@@ -63,7 +63,7 @@ def main() -> None:
     params = DailyParams(
         ds=case.ds, model=case.model, eval_days=1, **(case.recipe | dict(args.overrides) | {"epochs": args.max_epochs})
     )
-    recipe = params.recipe()
+    recipe = params.recipe(params.model)
     curve: list[dict] = []
     reached: dict[float, dict] = {}
     measuring = 0.0

@@ -3,6 +3,8 @@ warehouse lock, skipping days already completed with the same inputs and paramet
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -60,7 +62,7 @@ class BackfillResult:
     skipped: dict[date, str] = field(default_factory=dict)
 
 
-@flow(name=BACKFILL_FLOW, log_prints=False)
+@flow(name=BACKFILL_FLOW, flow_run_name="backfill-{params.model}-{params.start}-{params.end}", log_prints=False)
 def backfill_recommendations(params: BackfillParams) -> BackfillResult:
     """Ingest and validate every day of the range; train and publish every day or only the last."""
     params.check_before_run()
@@ -69,26 +71,27 @@ def backfill_recommendations(params: BackfillParams) -> BackfillResult:
     completed, skipped = [], {}
     holder = f"{BACKFILL_FLOW} model={params.model} {params.start}..{params.end}"
     # Holding the warehouse open too keeps any other process out between the days, not only other runs.
-    with warehouse_lock(params.db, holder, params.lock_wait), connect(params.db):
+    with warehouse_lock(params.db, holder, params.lock_wait), connect(params.db) as held:
+        writer = lambda: contextlib.nullcontext(held)  # noqa: E731 - every day writes under the backfill's own lock
         # Earlier days whose files changed since they were ingested come first, as a daily run would do, and they
         # pass the same data contracts; their expectation results are recorded under this flow run's id.
         for day in [d for d in find_pending_days(params.db, params.landing, params.start) if d < params.start]:
             ingest_partition(params.db, params.landing, day)
-            validation = validate_partition(params.db, day)
+            validation = validate_partition(params.db, day, params.future_tolerance)
             check_data_contracts(params.db, day, str(flow_run.get_id()), params.contracts, validation, None)
         for number, (day, train) in enumerate(plan, start=1):
             day_params = params.for_day(day)
             position = f"day {number}/{len(plan)} {day}"
             if not params.force:
-                with connect(params.db) as con:
-                    digest = landed_inputs_digest(con, params.landing, day)
-                    done_by = completed_run_matching(con, day, run_parameters(day_params, train), digest)
-                if done_by is not None:
-                    skipped[day] = done_by
-                    logger.info("%s: skipped, already completed by run %s with the same inputs and parameters", position, done_by)
+                digest = landed_inputs_digest(held, params.landing, day)
+                models = day_params.models if train else day_params.models[:1]
+                done_by = [completed_run_matching(held, day, run_parameters(day_params, train, m), digest) for m in models]
+                if all(done_by):
+                    skipped[day] = ", ".join(done_by)
+                    logger.info("%s: skipped, already completed by run %s with the same inputs and parameters", position, skipped[day])
                     continue
             logger.info("%s: %s (%d remaining after it)", position, "ingest, validate, train, publish" if train else "ingest, validate", len(plan) - number)
-            result = process_day(day_params, BACKFILL_FLOW, train)
+            result = process_day(day_params, BACKFILL_FLOW, train, writer)
             completed.append(result)
             timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.stage_seconds.items())
             logger.info("%s: done (run %s): %s", position, result.run_id, timings)

@@ -10,9 +10,9 @@ import contextlib
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -23,24 +23,27 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.artifacts import report_run
+from flows.console import TrainingProgress
 from flows.params import DailyParams
 from tasks import steps
 from tasks.analytics import StoreSummary, publish_store, remove_dead_temporaries
 from tasks.curves import TrainingCurve
+from tasks.failpoints import failpoint
 from tasks.db import connect
-from tasks.graph import CatalogSizes, holdout_cutoff
+from tasks.graph import CatalogSizes
 from tasks.ingest import IngestReport
-from tasks.lock import warehouse_lock
+from tasks.lock import is_alive, run_alive, warehouse_lock
 from tasks.policy import ContractPolicy
 from tasks.publish import PublishSummary
 from tasks.quality import DayContracts, contract_report, contract_summary
-from tasks.failpoints import failpoint
 from tasks.runs import (
     Provenance, abandon_dead_runs, code_version, complete_run, finish_run, ingested_inputs, library_versions,
-    previous_metrics, record_provenance, record_stage_seconds, start_run,
+    previous_metrics, record_metrics, record_provenance, record_stage_seconds, start_run,
 )
 from tasks.validate import SourceValidation
-from tasks.validation_curve import holdout_recall
+from tasks.ranking import TopK
+from tasks.snapshot import DaySnapshot, read_snapshot
+from tasks.validation_curve import HoldoutRecall
 
 FLOW_NAME = "daily-recommendations"
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -68,22 +71,22 @@ def find_pending_days(db: Path, landing: Path, ds: date) -> list[date]:
     return days
 
 
-@io_task(name="ingest_partition", timeout_seconds=3600)
+@io_task(name="ingest_partition", task_run_name="ingest-{ds}", timeout_seconds=3600)
 def ingest_partition(db: Path, landing: Path, ds: date) -> IngestReport:
     report = steps.ingest(db, landing, ds)
     get_run_logger().info("ingested %d files for %s", len(report.files), ds)
     return report
 
 
-@io_task(name="validate_partition")
-def validate_partition(db: Path, ds: date) -> list[SourceValidation]:
-    summaries = steps.validate(db, ds)
+@io_task(name="validate_partition", task_run_name="validate-{ds}")
+def validate_partition(db: Path, ds: date, future_tolerance: timedelta) -> list[SourceValidation]:
+    summaries = steps.validate(db, ds, future_tolerance)
     for s in summaries:
         get_run_logger().info("%s: %d read, %d clean, %d quarantined", s.source, s.rows_read, s.rows_loaded, s.rows_quarantined)
     return summaries
 
 
-@io_task(name="check_data_contracts")
+@io_task(name="check_data_contracts", task_run_name="contracts-{ds}")
 def check_data_contracts(
     db: Path, ds: date, run_id: str, policy: ContractPolicy, validation: list[SourceValidation], docs_dir: Path | None
 ) -> DayContracts:
@@ -104,58 +107,102 @@ def build_graph(db: Path, ds: date) -> CatalogSizes:
     return sizes
 
 
-@task(name="train_model", cache_policy=NO_CACHE, timeout_seconds=6 * 3600)
+@task(name="prepare_snapshot", cache_policy=NO_CACHE, timeout_seconds=3600)
+def prepare_snapshot(db: Path, ds: date, eval_days: int) -> Path:
+    return steps.prepare_snapshot(db, ds, eval_days)
+
+
+@task(name="train_model", task_run_name="train-{recipe.name}-{stage}", cache_policy=NO_CACHE, timeout_seconds=6 * 3600)
 def train_model(
-    db: Path, ds: date, as_of: date, recipe: steps.ModelRecipe, checkpoint: Path, device: str, curve_eval_days: int = 0
+    day: DaySnapshot, stage: str, recipe: steps.ModelRecipe, checkpoint: Path, device: str, curve_recall: bool = False
 ) -> tuple[steps.TrainedModel, list[float]]:
-    """Train and save the weights; with ``curve_eval_days``, also the holdout's Recall@20 after every epoch."""
+    """Train the ``holdout`` model (data up to the cut-off) or the ``final`` one (up to the day) and save its weights;
+    with ``curve_recall``, also rank the holdout after every epoch for the training curve."""
     logger = get_run_logger()
-    recall_of = holdout_recall(db, ds, curve_eval_days, torch.device(device)) if curve_eval_days else None
+    holdout = stage == "holdout"
+    recall_of = (
+        HoldoutRecall(day.train, day.holdout, day.unborn_at_cutoff, torch.device(device)) if curve_recall and holdout else None
+    )
     recalls: list[float] = []
+    progress = TrainingProgress(f"{recipe.name} {stage}", recipe.training.epochs)
 
     def on_epoch(epoch: int, loss: float, model) -> None:
-        if recall_of is None:
-            logger.info("epoch %d loss %.5f", epoch, loss)
-            return
-        recalls.append(recall_of(model))
-        logger.info("epoch %d loss %.5f holdout recall@20 %.4f", epoch, loss, recalls[-1])
+        if recall_of is not None:
+            recalls.append(recall_of(model))
+        progress.advance(epoch, loss, recalls[-1] if recalls else None)
+        logger.info("%s %s epoch %d loss %.5f%s", recipe.name, stage, epoch, loss,
+                    f" holdout recall@20 {recalls[-1]:.4f}" if recalls else "")  # fmt: skip
 
-    trained = steps.train(db, ds, as_of, recipe, checkpoint, torch.device(device), on_epoch=on_epoch)
-    logger.info("trained %s on data up to %s in %.1fs", recipe.name, as_of, trained.report.seconds)
+    with progress:
+        trained = steps.train(day, holdout, recipe, checkpoint, torch.device(device), on_epoch=on_epoch)
+    logger.info("trained %s on data up to %s in %.1fs", recipe.name, trained.as_of, trained.report.seconds)
     return trained, recalls
 
 
-@task(name="evaluate_model", cache_policy=NO_CACHE, timeout_seconds=3600)
+@task(name="evaluate_model", task_run_name="evaluate-{recipe.name}", cache_policy=NO_CACHE, timeout_seconds=3600)
 def evaluate_model(
-    db: Path, ds: date, eval_days: int, trained: steps.TrainedModel, recipe: steps.ModelRecipe, run_id: str, device: str
+    day: DaySnapshot, trained: steps.TrainedModel, recipe: steps.ModelRecipe, device: str
 ) -> dict[tuple[str, int], float]:
-    metrics = steps.evaluate(db, ds, eval_days, trained, recipe, run_id, torch.device(device))
-    get_run_logger().info("holdout recall@20 %.4f ndcg@20 %.4f", metrics.get(("recall", 20), 0.0), metrics.get(("ndcg", 20), 0.0))
+    metrics = steps.evaluate(day, trained, recipe, torch.device(device))
+    get_run_logger().info("%s holdout recall@20 %.4f ndcg@20 %.4f", recipe.name, metrics.get(("recall", 20), 0.0), metrics.get(("ndcg", 20), 0.0))
     return metrics
 
 
-@io_task(name="publish_topk", timeout_seconds=3600)
-def publish_topk(
-    db: Path, ds: date, trained: steps.TrainedModel, recipe: steps.ModelRecipe, top_k: int, run_id: str, device: str
-) -> PublishSummary:
-    summary = steps.publish(db, ds, trained, recipe, top_k, run_id, torch.device(device))
-    get_run_logger().info("published %d rows for %d users", summary.rows, summary.users)
-    return summary
+@task(name="rank_catalog", task_run_name="rank-{recipe.name}", cache_policy=NO_CACHE, timeout_seconds=3600)
+def rank_catalog(
+    day: DaySnapshot, trained: steps.TrainedModel, recipe: steps.ModelRecipe, top_k: int, device: str
+) -> TopK:
+    return steps.rank_for_publishing(day, trained, recipe, top_k, torch.device(device))
 
 
 @dataclass(frozen=True)
-class DailyResult:
+class ModelResult:
+    """One model's run of a prepared day."""
+
     run_id: str
-    ds: date
     model: str
-    db: Path
-    days_ingested: list[date]
-    validation: list[SourceValidation]
-    contracts: DayContracts
     metrics: dict[tuple[str, int], float] = field(default_factory=dict)
     published: PublishSummary | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     analytics: Path | None = None
+
+
+@dataclass(frozen=True)
+class DailyResult:
+    """A day prepared once and the run of every model on it (one run for a day that is only ingested)."""
+
+    ds: date
+    db: Path
+    days_ingested: list[date]
+    validation: list[SourceValidation]
+    contracts: DayContracts
+    runs: list[ModelResult]
+    snapshot: Path | None = None
+
+    # The first (often the only) model's run, for callers that ran one.
+    @property
+    def run_id(self) -> str:
+        return self.runs[0].run_id
+
+    @property
+    def model(self) -> str:
+        return self.runs[0].model
+
+    @property
+    def metrics(self) -> dict[tuple[str, int], float]:
+        return self.runs[0].metrics
+
+    @property
+    def published(self) -> PublishSummary | None:
+        return self.runs[0].published
+
+    @property
+    def stage_seconds(self) -> dict[str, float]:
+        return self.runs[0].stage_seconds
+
+    @property
+    def analytics(self) -> Path | None:
+        return self.runs[0].analytics
 
 
 def resolve_ds(requested: date | None) -> date:
@@ -187,9 +234,9 @@ def _timed(stage_seconds: dict[str, float], stage: str) -> Iterator[None]:
         stage_seconds[stage] = stage_seconds.get(stage, 0.0) + time.perf_counter() - started
 
 
-def run_parameters(params: DailyParams, train: bool) -> dict:
-    """The parameters recorded with a run; a backfill skips a day whose completed run recorded the same."""
-    return params.model_dump(mode="json", exclude={"lock_wait"}) | {"train": train}
+def run_parameters(params: DailyParams, train: bool, model: str | None = None) -> dict:
+    """The parameters recorded with one model's run; a backfill skips a day whose completed run recorded the same."""
+    return params.model_dump(mode="json", exclude={"lock_wait"}) | {"model": model or params.models[0], "train": train}
 
 
 @io_task(name="publish_analytics", timeout_seconds=3600)
@@ -201,19 +248,29 @@ def publish_analytics(db: Path, analytics: Path, completing: str | None = None) 
     return summary
 
 
-@flow(name=FLOW_NAME, log_prints=False)
+@flow(name=FLOW_NAME, flow_run_name="{params.model}-{params.ds}", log_prints=False)
 def daily_recommendations(params: DailyParams = DailyParams()) -> DailyResult:
-    """Process one day of landed data into published per-user top-K recommendations."""
+    """Process one day of landed data into published per-user top-K recommendations of each selected model."""
     ds = resolve_ds(params.ds)
     params.check_before_run(ds)  # the option checks that need the file system, before any write
-    with warehouse_lock(params.db, f"{FLOW_NAME} model={params.model} ds={ds}", params.lock_wait):
-        return process_day(params.model_copy(update={"ds": ds}), FLOW_NAME)
+    holder = f"{FLOW_NAME} model={params.model} ds={ds}"
+    return process_day(params.model_copy(update={"ds": ds}), FLOW_NAME, writer=lambda: writing(params, holder))
 
 
-def clear_dead_runs(con: duckdb.DuckDBPyConnection, run_id: str, params: DailyParams, found_at: datetime) -> None:
+@contextlib.contextmanager
+def writing(params: DailyParams, holder: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One write phase: the writer lock, and the warehouse held open so no other process can open it meanwhile."""
+    with warehouse_lock(params.db, holder, params.lock_wait), connect(params.db) as con:
+        yield con
+
+
+Writer = Callable[[], contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+
+def clear_dead_runs(con: duckdb.DuckDBPyConnection, found_by: str, params: DailyParams, found_at: datetime) -> None:
     """Mark the runs that died while ``running`` as abandoned and remove what they left half-written; called by
-    the holder of the writer lock, before it registers its own run."""
-    abandoned = abandon_dead_runs(con, run_id, found_at)
+    a holder of the writer lock, before it registers its own runs."""
+    abandoned = abandon_dead_runs(con, found_by, found_at, alive=lambda run_id: is_alive(params.db, run_id))
     for dead in abandoned:
         shutil.rmtree(params.db.parent / "checkpoints" / dead, ignore_errors=True)
     removed = remove_dead_temporaries(params.analytics)
@@ -223,86 +280,134 @@ def clear_dead_runs(con: duckdb.DuckDBPyConnection, run_id: str, params: DailyPa
         )
 
 
-def process_day(params: DailyParams, flow_name: str, train: bool = True) -> DailyResult:
-    """One day, run inside a flow by the holder of the warehouse lock: ingest, validate and decide the contracts of
-    every pending day, then (when ``train``) build the graph, train, evaluate and publish; then bring the analysts'
-    store up to date, and only then mark the run completed in ``ops.runs``.
+def process_day(params: DailyParams, flow_name: str, train: bool = True, writer: Writer | None = None) -> DailyResult:
+    """Prepare one day once, then train, evaluate and publish each selected model on it.
 
-    The warehouse stays open for the whole run, so no other process can open it between two steps. Every stage
-    commits its data with its progress, and a run killed anywhere is resumed by the next (see tasks/failpoints.py).
+    Preparing (one write phase): ingest, validate and decide the contracts of every pending day, assign IDs and
+    write the day's snapshot. Each model then trains from the snapshot with no lock held, and takes the writer
+    lock again only to record its metrics, and to publish, bring the analysts' store up to date and complete.
+    Every model is its own run in ``ops.runs``, kept provably alive by its liveness lock while it trains.
+    ``writer`` opens a write phase; a backfill, which holds the warehouse for all its days, passes its own.
+    Every stage commits its data with its progress, and a run killed anywhere is resumed (tasks/failpoints.py).
     """
     if params.ds is None:
         raise ValueError("process_day needs a resolved ds")
     ds = params.ds
     device = resolve_device(params.device)
-    run_id = uuid.uuid4().hex
-    recipe = params.recipe()
-    checkpoints = params.db.parent / "checkpoints" / run_id
+    models = params.models if train else params.models[:1]
+    run_ids = [uuid.uuid4().hex for _ in models]
     seconds: dict[str, float] = {}
     started_at = _now()
+    writer = writer or (lambda: writing(params, f"{flow_name} model={params.model} ds={ds}"))
+    with contextlib.ExitStack() as alive:
+        for run_id in run_ids:
+            alive.enter_context(run_alive(params.db, run_id))
+        with writer() as held:
+            clear_dead_runs(held, run_ids[0], params, started_at)
+            # A run that died after publishing left the store behind the warehouse: catch it up before anything else.
+            caught_up = time.perf_counter()
+            if publish_analytics(params.db, params.analytics) is not None:
+                seconds["analytics"] = time.perf_counter() - caught_up
+            for model, run_id in zip(models, run_ids):
+                start_run(held, run_id, flow_name, ds, model, run_parameters(params, train, model), started_at)
+            failpoint("run-registered")
+            try:
+                days_ingested, validation, contracts = _prepare(params, run_ids[0], seconds)
+                digest, files = ingested_inputs(held, ds)
+                for run_id in run_ids:
+                    record_provenance(held, run_id, Provenance(digest, files, code_version(PROJECT_DIR), library_versions(), params.seed, device))
+                snapshot_file = None
+                if train:
+                    with _timed(seconds, "build_graph"):
+                        build_graph(params.db, ds)
+                        failpoint("graph-committed")
+                        snapshot_file = prepare_snapshot(params.db, ds, params.eval_days)
+            except BaseException as error:
+                _fail(held, run_ids, seconds, error)
+                raise
+            if not train:
+                _finish(params, held, run_ids[0], seconds)
+        results = [ModelResult(run_ids[0], models[0], stage_seconds=seconds)] if not train else []
+        if train:
+            day = read_snapshot(snapshot_file)
+            for number, (model, run_id) in enumerate(zip(models, run_ids)):
+                # The preparation's stages are the first model's; the others reused its snapshot.
+                try:
+                    results.append(_run_model(params, model, run_id, day, writer, device, dict(seconds) if number == 0 else {}))
+                except BaseException as error:
+                    with writer() as held:
+                        _fail(held, run_ids[number:], {}, error)
+                    raise
+    return DailyResult(ds, params.db, days_ingested, validation, contracts, results, snapshot_file)
+
+
+def _prepare(
+    params: DailyParams, run_id: str, seconds: dict[str, float]
+) -> tuple[list[date], list[SourceValidation], DayContracts]:
+    """Ingest, validate and decide the contracts of every pending day up to the run's day, oldest first."""
+    ds = params.ds
+    with _timed(seconds, "ingest"):
+        days = find_pending_days(params.db, params.landing, ds)
+    for day in days:
+        with _timed(seconds, "ingest"):
+            ingest_partition(params.db, params.landing, day)
+        failpoint("ingest-committed")
+        with _timed(seconds, "validate"):
+            validation = validate_partition(params.db, day, params.future_tolerance)
+            failpoint("validate-committed")
+            # Data docs for the run's own day; a caught-up day reports only what it quarantined or failed.
+            docs_dir = params.db.parent / "data_docs" if day == ds else None
+            contracts = check_data_contracts(params.db, day, run_id, params.contracts, validation, docs_dir)
+        failpoint("contracts-committed")
+    return days, validation, contracts
+
+
+def _run_model(
+    params: DailyParams, model: str, run_id: str, day: DaySnapshot, writer: Writer, device: str, seconds: dict[str, float]
+) -> ModelResult:
+    """Train, evaluate and publish one model from the day's snapshot; the warehouse is written only at the end of
+    evaluation and publication, each time under the writer lock."""
+    recipe = params.recipe(model)
+    checkpoints = params.db.parent / "checkpoints" / run_id
     metrics: dict[tuple[str, int], float] = {}
-    published = None
-    with connect(params.db) as held:
-        clear_dead_runs(held, run_id, params, started_at)
-        # A run that died after publishing left the store behind the warehouse: catch it up before anything else.
-        caught_up = time.perf_counter()
-        if publish_analytics(params.db, params.analytics) is not None:
-            seconds["analytics"] = time.perf_counter() - caught_up
-        start_run(held, run_id, flow_name, ds, params.model, run_parameters(params, train), started_at)
-        failpoint("run-registered")
-        try:
-            with _timed(seconds, "ingest"):
-                days_ingested = find_pending_days(params.db, params.landing, ds)
-            for day in days_ingested:
-                with _timed(seconds, "ingest"):
-                    ingest_partition(params.db, params.landing, day)
-                failpoint("ingest-committed")
-                with _timed(seconds, "validate"):
-                    validation = validate_partition(params.db, day)
-                    failpoint("validate-committed")
-                    # Data docs for the run's own day; a caught-up day reports only what it quarantined or failed.
-                    docs_dir = params.db.parent / "data_docs" if day == ds else None
-                    contracts = check_data_contracts(params.db, day, run_id, params.contracts, validation, docs_dir)
-                failpoint("contracts-committed")
-            digest, files = ingested_inputs(held, ds)
-            provenance = Provenance(digest, files, code_version(PROJECT_DIR), library_versions(), params.seed, device)
-            record_provenance(held, run_id, provenance)
-            curve = None
-            if train:
-                with _timed(seconds, "build_graph"):
-                    build_graph(params.db, ds)
-                failpoint("graph-committed")
-                trained = None
-                if params.eval_days > 0:
-                    cutoff = holdout_cutoff(ds, params.eval_days)
-                    with _timed(seconds, "train"):
-                        trained, recalls = train_model(
-                            params.db, ds, cutoff, recipe, checkpoints / "holdout.pt", device,
-                            params.eval_days if params.curve_recall else 0,
-                        )
-                    curve = TrainingCurve("holdout model", trained.report.epoch_losses, recalls)
-                    with _timed(seconds, "evaluate"):
-                        metrics = evaluate_model(params.db, ds, params.eval_days, trained, recipe, run_id, device)
-                    failpoint("metrics-committed")
-                if trained is None or params.retrain:
-                    with _timed(seconds, "train"):
-                        trained, _ = train_model(params.db, ds, ds, recipe, checkpoints / "final.pt", device)
-                    curve = curve or TrainingCurve("published model", trained.report.epoch_losses, [])
-                with _timed(seconds, "publish"):
-                    published = publish_topk(params.db, ds, trained, recipe, params.top_k, run_id, device)
-                failpoint("publish-committed")
-            with _timed(seconds, "analytics"):
-                store = publish_analytics(params.db, params.analytics, completing=run_id)
-            failpoint("analytics-refreshed")
-            complete_run(held, run_id, seconds, _now())
-        except BaseException as error:
-            record_stage_seconds(held, run_id, seconds)
-            finish_run(held, run_id, "failed", _now(), f"{type(error).__name__}: {error}")
-            raise
-        previous_run, previous = previous_metrics(held, run_id, params.model, started_at)
-    if published is not None:
-        report_run(params.model, ds, metrics, previous_run, previous, curve)
-    return DailyResult(
-        run_id, ds, params.model, params.db, days_ingested, validation, contracts, metrics, published, seconds,
-        params.analytics if store is not None else None,
-    )
+    trained, curve = None, None
+    if day.holdout is not None:
+        with _timed(seconds, "train"):
+            trained, recalls = train_model(day, "holdout", recipe, checkpoints / "holdout.pt", device, params.curve_recall)
+        curve = TrainingCurve("holdout model", trained.report.epoch_losses, recalls)
+        with _timed(seconds, "evaluate"):
+            metrics = evaluate_model(day, trained, recipe, device)
+            with writer() as held:
+                record_metrics(held, run_id, metrics)
+        failpoint("metrics-committed")
+    if trained is None or params.retrain:
+        with _timed(seconds, "train"):
+            trained, _ = train_model(day, "final", recipe, checkpoints / "final.pt", device)
+        curve = curve or TrainingCurve("published model", trained.report.epoch_losses, [])
+    with _timed(seconds, "publish"):
+        top = rank_catalog(day, trained, recipe, params.top_k, device)
+    with writer() as held:
+        with _timed(seconds, "publish"):
+            published = steps.publish(held, day.ds, model, run_id, top)
+        get_run_logger().info("%s: published %d rows for %d users", model, published.rows, published.users)
+        failpoint("publish-committed")
+        store = _finish(params, held, run_id, seconds)
+        previous_run, previous = previous_metrics(held, run_id, model, _now())
+    report_run(model, day.ds, metrics, previous_run, previous, curve)
+    return ModelResult(run_id, model, metrics, published, seconds, params.analytics if store is not None else None)
+
+
+def _finish(params: DailyParams, held: duckdb.DuckDBPyConnection, run_id: str, seconds: dict[str, float]) -> StoreSummary | None:
+    """Bring the analysts' store up to date showing the run completed, then mark it completed."""
+    with _timed(seconds, "analytics"):
+        store = publish_analytics(params.db, params.analytics, completing=run_id)
+    failpoint("analytics-refreshed")
+    complete_run(held, run_id, seconds, _now())
+    return store
+
+
+def _fail(held: duckdb.DuckDBPyConnection, run_ids: list[str], seconds: dict[str, float], error: BaseException) -> None:
+    for number, run_id in enumerate(run_ids):
+        record_stage_seconds(held, run_id, seconds if number == 0 else {})
+        reason = f"{type(error).__name__}: {error}" if number == 0 else f"not run: run {run_ids[0]} failed first"
+        finish_run(held, run_id, "failed", _now(), reason)

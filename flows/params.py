@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -44,7 +44,10 @@ class DailyParams(BaseModel):
     ds: date | None = Field(
         None, description=f"day to process (YYYY-MM-DD, {DS_MIN}..{DS_MAX}); default: the scheduled day, else today"
     )
-    model: str = Field("lightgcn", description=f"model to train: {', '.join(MODELS)}")
+    model: str = Field(
+        "lightgcn",
+        description=f"model(s) to train, comma-separated to train several on one prepared day: {', '.join(MODELS)}",
+    )
     top_k: int = Field(50, ge=1, le=1000, description="recommendations published per user")
     embedding_dim: int = Field(64, ge=1, description="embedding size")
     num_layers: int = Field(3, ge=0, le=8, description="propagation layers (graph models)")
@@ -60,6 +63,11 @@ class DailyParams(BaseModel):
     negatives: int = Field(1, ge=1, le=256, description="sampled negatives per positive in the BPR loss")
     negative_sampling: Literal["uniform", "dynamic"] = Field(
         "uniform", description="uniform: average the loss over the negatives; dynamic: train on the highest-scored one"
+    )
+    future_tolerance_hours: float = Field(
+        24.0, ge=0, le=24 * 366,
+        description="how far after the end of its partition day an event's time may be before the row is quarantined "
+        "(ts_not_after_partition_day)",
     )
     eval_days: int = Field(1, ge=0, description="trailing days held out for evaluation (0: skip evaluation)")
     retrain: bool = Field(True, description="after evaluating, retrain on all data up to ds before publishing")
@@ -85,9 +93,13 @@ class DailyParams(BaseModel):
     @field_validator("model")
     @classmethod
     def known_model(cls, value: str) -> str:
-        if value not in MODELS:
-            raise ValueError(f"unknown model {value!r}; choose one of {', '.join(MODELS)}")
-        return value
+        names = [name.strip() for name in value.split(",")]
+        for name in names:
+            if name not in MODELS:
+                raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"a model is named twice in {value!r}")
+        return ",".join(names)
 
     @field_validator("ds")
     @classmethod
@@ -112,9 +124,10 @@ class DailyParams(BaseModel):
 
     @model_validator(mode="after")
     def epochs_for_a_trained_model(self) -> DailyParams:
-        if self.epochs == 0 and self.model not in UNTRAINED_MODELS:
+        trained = [name for name in self.models if name not in UNTRAINED_MODELS]
+        if self.epochs == 0 and trained:
             raise ValueError(
-                f"--epochs: model {self.model} trains, and 0 epochs would publish its random initial weights; "
+                f"--epochs: model {trained[0]} trains, and 0 epochs would publish its random initial weights; "
                 "give at least 1"
             )
         return self
@@ -141,9 +154,18 @@ class DailyParams(BaseModel):
         check_day_range(day, OptionError, "--ds: ")
         check_history(self.landing, day, self.eval_days)
 
-    def recipe(self) -> ModelRecipe:
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The selected models, in the order given."""
+        return tuple(self.model.split(","))
+
+    @property
+    def future_tolerance(self) -> timedelta:
+        return timedelta(hours=self.future_tolerance_hours)
+
+    def recipe(self, model: str) -> ModelRecipe:
         return ModelRecipe(
-            name=self.model,
+            name=model,
             hyperparameters=ModelHyperparameters(self.embedding_dim, self.num_layers, self.l2),
             training=TrainingConfig(
                 self.epochs, self.batch_size, self.learning_rate, self.seed, self.sampling, self.lr_decay,

@@ -73,3 +73,41 @@ def warehouse_lock(db: Path, holder: str, wait_seconds: float = 0.0) -> Iterator
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
         handle.close()
+
+
+def liveness_path(db: Path, run_id: str) -> Path:
+    """The file a live run of ``db`` keeps locked: while the lock is held, the run's process is alive."""
+    lock = lock_path(db)
+    return lock.with_name(f"{lock.name}.runs") / f"{run_id}.alive"
+
+
+@contextlib.contextmanager
+def run_alive(db: Path, run_id: str) -> Iterator[None]:
+    """Keep ``run_id`` provably alive for the block: its liveness lock is released by the kernel if the process
+    dies, so a writer can tell a run that trains without the warehouse lock from one that died."""
+    path = liveness_path(db, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def is_alive(db: Path, run_id: str) -> bool:
+    """Whether a process holds ``run_id``'s liveness lock now (a run without one is not alive)."""
+    path = liveness_path(db, run_id)
+    try:
+        handle = path.open("r")
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    path.unlink(missing_ok=True)
+    return False

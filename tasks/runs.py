@@ -7,7 +7,7 @@ import hashlib
 import json
 import platform
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import metadata
@@ -20,13 +20,19 @@ from tasks.db import sql_text, transaction
 from tasks.failpoints import failpoint
 
 
-def abandon_dead_runs(con: duckdb.DuckDBPyConnection, found_by: str, found_at: datetime) -> list[str]:
-    """Mark every run still ``running`` as ``abandoned``, saying who found it and when; call it holding the writer
-    lock, when no other run can be alive. Returns the abandoned ids."""
+def abandon_dead_runs(
+    con: duckdb.DuckDBPyConnection, found_by: str, found_at: datetime, alive: Callable[[str], bool]
+) -> list[str]:
+    """Mark every run still ``running`` whose process is gone (``alive`` says no) as ``abandoned``, saying who found
+    it and when; call it holding the writer lock. Returns the abandoned ids."""
+    running = [run_id for (run_id,) in con.execute(sql_text("ops/running_runs")).fetchall()]
+    dead = [run_id for run_id in running if run_id != found_by and not alive(run_id)]
+    if not dead:
+        return []
     with transaction(con):
         return [
             run_id for (run_id,) in con.execute(
-                sql_text("ops/abandon_dead_runs"), {"found_by": found_by, "found_at": found_at}
+                sql_text("ops/abandon_dead_runs"), {"found_by": found_by, "found_at": found_at, "dead": dead}
             ).fetchall()
         ]
 

@@ -6,27 +6,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import torch
 
 from models.base import Recommender
 from models.registry import ModelHyperparameters, build_model
-from tasks import progress
+from tasks import progress, snapshot
 from tasks.db import connect
 from tasks.evaluate import evaluate_holdout, exclusion_sets
 from tasks.failpoints import failpoint
-from tasks.graph import CatalogSizes, assign_ids, catalog_sizes, load_graph, load_holdout, unavailable_items
+from tasks.graph import CatalogSizes, assign_ids
 from tasks.ingest import IngestReport, days_to_ingest, ingest_partition
 from tasks.policy import ContractPolicy
 from tasks.publish import PublishSummary, publish_topk
 from tasks.quality import DayContracts, check_contracts
-from tasks.ranking import rank_top_k
-from tasks.runs import record_metrics
+from tasks.ranking import TopK, rank_top_k
+from tasks.snapshot import DaySnapshot
 from tasks.train import TrainingConfig, TrainingReport, fit, load_checkpoint, save_checkpoint
-from tasks.validate import SourceValidation, validate_partition
+from tasks.validate import DEFAULT_FUTURE_TOLERANCE, SourceValidation, validate_partition
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,9 @@ def ingest(db: Path, landing: Path, ds: date) -> IngestReport:
         return ingest_partition(con, landing, ds)
 
 
-def validate(db: Path, ds: date) -> list[SourceValidation]:
+def validate(db: Path, ds: date, future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE) -> list[SourceValidation]:
     with connect(db) as con:
-        return validate_partition(con, ds)
+        return validate_partition(con, ds, future_tolerance)
 
 
 def check_data_contracts(
@@ -81,51 +82,58 @@ def build_graph(db: Path, ds: date) -> CatalogSizes:
         return assign_ids(con, ds)
 
 
+def prepare_snapshot(db: Path, ds: date, eval_days: int) -> Path:
+    """The day's snapshot file (written now, or reused when its inputs are unchanged)."""
+    with connect(db) as con:
+        path, written = snapshot.prepare_snapshot(con, db.parent / "snapshots", ds, eval_days)
+    log.info("%s snapshot of %s: %s", "wrote" if written else "reused", ds, path)
+    return path
+
+
 def train(
-    db: Path, ds: date, as_of: date, recipe: ModelRecipe, checkpoint: Path, device: torch.device,
+    day: DaySnapshot, holdout: bool, recipe: ModelRecipe, checkpoint: Path, device: torch.device,
     on_epoch: Callable[[int, float, Recommender], None] | None = None,
 ) -> TrainedModel:
-    """Train ``recipe`` on the graph as of ``as_of`` (indexed in ``ds``'s catalog) and save the weights."""
-    with connect(db) as con:
-        graph = load_graph(con, catalog_sizes(con, ds), as_of)
+    """Train ``recipe`` on the day's graph (as of the holdout cut-off when ``holdout``) and save the weights."""
+    graph, as_of = (day.train, day.cutoff) if holdout else (day.full, day.ds)
+    if graph is None or as_of is None:
+        raise ValueError(f"the snapshot of {day.ds} holds no holdout graph (eval_days 0)")
     model, report = fit(recipe.name, graph, recipe.hyperparameters, recipe.training, device, on_epoch)
-    save_checkpoint(checkpoint, model, recipe.name, {"as_of": as_of.isoformat(), "ds": ds.isoformat()})
+    save_checkpoint(checkpoint, model, recipe.name, {"as_of": as_of.isoformat(), "ds": day.ds.isoformat()})
     failpoint("trained")
     return TrainedModel(checkpoint, as_of, report)
 
 
-def _restore(con, ds: date, trained: TrainedModel, recipe: ModelRecipe, device: torch.device):
-    graph = load_graph(con, catalog_sizes(con, ds), trained.as_of)
+def _restore(day: DaySnapshot, trained: TrainedModel, recipe: ModelRecipe, device: torch.device):
+    graph = day.full if trained.as_of == day.ds else day.train
     model = build_model(recipe.name, graph, recipe.hyperparameters, device)
     load_checkpoint(trained.checkpoint, model, device)
     return graph, model
 
 
-def evaluate(
-    db: Path, ds: date, eval_days: int, trained: TrainedModel, recipe: ModelRecipe, run_id: str, device: torch.device
-) -> dict[tuple[str, int], float]:
-    """Score the model trained up to the holdout cut-off on the held-out days; record the metrics for ``run_id``."""
-    with connect(db) as con:
-        holdout = load_holdout(con, ds, eval_days)
-        graph, model = _restore(con, ds, trained, recipe, device)
-        with torch.no_grad():
-            scorer = model.scorer()
-        metrics = evaluate_holdout(scorer, graph, holdout, unavailable_items(con, holdout.cutoff, ds), device)
-        record_metrics(con, run_id, metrics)
-    return metrics
+def evaluate(day: DaySnapshot, trained: TrainedModel, recipe: ModelRecipe, device: torch.device) -> dict[tuple[str, int], float]:
+    """Score the model trained up to the holdout cut-off on the held-out pairs."""
+    if day.holdout is None:
+        return {}
+    graph, model = _restore(day, trained, recipe, device)
+    with torch.no_grad():
+        scorer = model.scorer()
+    return evaluate_holdout(scorer, graph, day.holdout, day.unborn_at_cutoff, device)
 
 
-def publish(
-    db: Path, ds: date, trained: TrainedModel, recipe: ModelRecipe, top_k: int, run_id: str, device: torch.device
-) -> PublishSummary:
-    """Rank the catalog for every user with an interaction up to ``ds`` and publish their top ``top_k``."""
-    with connect(db) as con:
-        graph, model = _restore(con, ds, trained, recipe, device)
-        # Users and seen items come from everything up to ds, even when the weights stopped at an earlier cut-off.
-        seen = graph if trained.as_of == ds else load_graph(con, catalog_sizes(con, ds), ds)
-        users = np.unique(seen.train_users)
-        exclude = exclusion_sets(seen, users, unavailable_items(con, trained.as_of, ds))
-        with torch.no_grad():
-            scorer = model.scorer()
-        top = rank_top_k(scorer, users, graph.num_items, top_k, exclude, device=device)
-        return publish_topk(con, ds, recipe.name, run_id, top, datetime.now(timezone.utc).replace(tzinfo=None))
+def rank_for_publishing(
+    day: DaySnapshot, trained: TrainedModel, recipe: ModelRecipe, top_k: int, device: torch.device
+) -> TopK:
+    """Rank the catalog for every user with an interaction up to the day: their top ``top_k`` unseen items."""
+    graph, model = _restore(day, trained, recipe, device)
+    # Users and seen items come from everything up to the day, even when the weights stopped at the cut-off.
+    users = np.unique(day.full.train_users)
+    unborn = day.unborn_at_cutoff if trained.as_of != day.ds else np.empty(0, np.int64)
+    exclude = exclusion_sets(day.full, users, unborn)
+    with torch.no_grad():
+        scorer = model.scorer()
+    return rank_top_k(scorer, users, graph.num_items, top_k, exclude, device=device)
+
+
+def publish(con: duckdb.DuckDBPyConnection, ds: date, model: str, run_id: str, top: TopK) -> PublishSummary:
+    return publish_topk(con, ds, model, run_id, top, datetime.now(timezone.utc).replace(tzinfo=None))

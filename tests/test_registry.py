@@ -12,7 +12,7 @@ import pytest
 from flows.cli import main
 from tasks.db import connect
 from tasks.failpoints import FAILPOINTS
-from tasks.lock import WarehouseBusy, lock_path, warehouse_lock
+from tasks.lock import WarehouseBusy, is_alive, lock_path, warehouse_lock
 from tasks.runs import abandon_dead_runs
 
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
@@ -43,10 +43,12 @@ def test_the_lock_holder_marks_every_other_running_run_abandoned_saying_who_foun
     with connect(tmp_path / "w.duckdb") as con:
         _run(con, "dead", D1, "running", published=False)
         _run(con, "done", D1, "completed", published=False)
-        assert abandon_dead_runs(con, "new", found_at) == ["dead"]
+        _run(con, "training", D1, "running", published=False)
+        assert abandon_dead_runs(con, "new", found_at, alive=lambda run_id: run_id == "training") == ["dead"]
         assert con.execute("select run_id, status, message, finished_at from ops.runs order by run_id").fetchall() == [
             ("dead", "abandoned", "found running by run new at 2026-01-03 03:00:05 UTC: its process died without finishing", found_at),
             ("done", "completed", None, None),
+            ("training", "running", None, None),
         ]
 
 
@@ -79,3 +81,20 @@ def test_gnnrec_failpoints_lists_every_point_name_first(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == list(FAILPOINTS)
     assert all(line.split(maxsplit=1)[1] == FAILPOINTS[line.split()[0]] for line in lines)
+
+
+def test_a_run_is_alive_while_its_process_holds_its_liveness_lock(tmp_path: Path):
+    db = tmp_path / "w.duckdb"
+    assert not is_alive(db, "r1")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tasks.lock import run_alive\n"
+         "with run_alive(Path(sys.argv[1]), 'r1'):\n    print('alive', flush=True); time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "alive\n"
+        assert is_alive(db, "r1") and not is_alive(db, "r2")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not is_alive(db, "r1")  # killed: the kernel released its lock

@@ -1,0 +1,1 @@
+select run_id from ops.runs where status = 'running' order by started_at;
