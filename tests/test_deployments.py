@@ -88,9 +88,9 @@ def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path:
         prefect("work-pool", "create", "gnnrec-process", "--type", "process")
         prefect("--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
 
-        daily = _api(f"{api}/deployments/name/daily-recommendations/daily-lightgcn")
+        daily = _api(f"{api}/deployments/name/daily-recommendations/daily")
         assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in daily["schedules"]] == [("0 3 * * *", "UTC")]
-        assert daily["work_pool_name"] == "gnnrec-process" and daily["parameters"]["params"]["model"] == "lightgcn"
+        assert daily["work_pool_name"] == "gnnrec-process" and daily["parameters"]["params"]["model"] == "lightgcn,mf,pop"
         backfill = _api(f"{api}/deployments/name/backfill-recommendations/backfill")
         assert backfill["schedules"] == [] and backfill["work_pool_name"] == "gnnrec-process"
 
