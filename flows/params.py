@@ -17,10 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.registry import MODELS, ModelHyperparameters
+from models.registry import MODELS, resolve_config, resolve_recipe
 from tasks.policy import ContractPolicy
 from tasks.steps import ModelRecipe
-from tasks.train import TrainingConfig
 
 # The days a run can process: ds +- any day count the pipeline uses stays a valid date, and DuckDB and epoch
 # arithmetic (microsecond timestamps) hold every day of it.
@@ -142,13 +141,19 @@ class DailyParams(BaseModel):
         check_history(self.landing, day, self.eval_days)
 
     def recipe(self) -> ModelRecipe:
+        """Today's options, every one given explicitly, over the model's own config and recipe (no validation
+        part: a run trains on every training pair for ``epochs``, as before the models carried recipes)."""
+        config_fields = MODELS[self.model].Config.__dataclass_fields__
+        options = {name: getattr(self, name) for name in ("embedding_dim", "num_layers") if name in config_fields}
+        training = {
+            name: getattr(self, name)
+            for name in ("epochs", "batch_size", "learning_rate", "l2", "sampling", "lr_decay", "lr_decay_start",
+                         "negatives", "negative_sampling", "seed")
+        }
         return ModelRecipe(
             name=self.model,
-            hyperparameters=ModelHyperparameters(self.embedding_dim, self.num_layers, self.l2),
-            training=TrainingConfig(
-                self.epochs, self.batch_size, self.learning_rate, self.seed, self.sampling, self.lr_decay,
-                self.lr_decay_start, self.negatives, self.negative_sampling,
-            ),
+            config=resolve_config(self.model, options),
+            training=resolve_recipe(self.model, training | {"validation_share": 0.0, "min_steps_per_epoch": 0}),
         )
 
 

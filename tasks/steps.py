@@ -8,15 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from models.base import Recommender
-from models.registry import ModelHyperparameters, build_model
+from models.base import Model, Recipe
 from tasks import progress
 from tasks.db import connect
-from tasks.evaluate import evaluate_holdout, exclusion_sets
+from tasks.evaluate import evaluate as evaluate_protocols, exclusion_sets
 from tasks.failpoints import failpoint
 from tasks.graph import CatalogSizes, assign_ids, catalog_sizes, load_graph, load_holdout, unavailable_items
 from tasks.ingest import IngestReport, days_to_ingest, ingest_partition
@@ -25,7 +25,7 @@ from tasks.publish import PublishSummary, publish_topk
 from tasks.quality import DayContracts, check_contracts
 from tasks.ranking import rank_top_k
 from tasks.runs import record_metrics
-from tasks.train import TrainingConfig, TrainingReport, fit, load_checkpoint, save_checkpoint
+from tasks.train import EpochProgress, TrainingReport, fit, load_checkpoint, save_checkpoint
 from tasks.validate import SourceValidation, validate_partition
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,8 @@ class ModelRecipe:
     """Which model to train and how: everything that decides the weights besides the data."""
 
     name: str
-    hyperparameters: ModelHyperparameters
-    training: TrainingConfig
+    config: Any  # the model's own Config (models.registry.resolve_config)
+    training: Recipe  # its training recipe (models.registry.resolve_recipe)
 
 
 @dataclass(frozen=True)
@@ -83,49 +83,52 @@ def build_graph(db: Path, ds: date) -> CatalogSizes:
 
 def train(
     db: Path, ds: date, as_of: date, recipe: ModelRecipe, checkpoint: Path, device: torch.device,
-    on_epoch: Callable[[int, float, Recommender], None] | None = None,
+    on_epoch: Callable[[int, float, Model], None] | None = None,
 ) -> TrainedModel:
-    """Train ``recipe`` on the graph as of ``as_of`` (indexed in ``ds``'s catalog) and save the weights."""
+    """Train ``recipe`` on the graph as of ``as_of`` (indexed in ``ds``'s catalog) and save a checkpoint that
+    describes itself. ``on_epoch(epoch, loss, model)`` is called after every epoch, the model in eval mode."""
     with connect(db) as con:
         graph = load_graph(con, catalog_sizes(con, ds), as_of)
-    model, report = fit(recipe.name, graph, recipe.hyperparameters, recipe.training, device, on_epoch)
-    save_checkpoint(checkpoint, model, recipe.name, {"as_of": as_of.isoformat(), "ds": ds.isoformat()})
+
+    def progress(epoch: EpochProgress) -> None:
+        if on_epoch is not None:
+            on_epoch(epoch.epoch, epoch.loss, epoch.model)
+
+    model, report = fit(recipe.name, graph, recipe.config, recipe.training, device, progress)
+    save_checkpoint(checkpoint, model, {"as_of": as_of.isoformat(), "ds": ds.isoformat()})
     failpoint("trained")
     return TrainedModel(checkpoint, as_of, report)
 
 
-def _restore(con, ds: date, trained: TrainedModel, recipe: ModelRecipe, device: torch.device):
-    graph = load_graph(con, catalog_sizes(con, ds), trained.as_of)
-    model = build_model(recipe.name, graph, recipe.hyperparameters, device)
-    load_checkpoint(trained.checkpoint, model, device)
-    return graph, model
-
-
 def evaluate(
-    db: Path, ds: date, eval_days: int, trained: TrainedModel, recipe: ModelRecipe, run_id: str, device: torch.device
-) -> dict[tuple[str, int], float]:
-    """Score the model trained up to the holdout cut-off on the held-out days; record the metrics for ``run_id``."""
+    db: Path, ds: date, eval_days: int, trained: TrainedModel, recipe: ModelRecipe, run_id: str, device: torch.device,
+    protocol: str | None = None,
+) -> dict[tuple[str, int | None], float]:
+    """Score the model trained up to the holdout cut-off on the held-out days by the protocols of its output kind
+    (plus ``protocol``, default ``full``); record the metrics for ``run_id``, keyed ``(metric, k)``."""
+    model, _ = load_checkpoint(trained.checkpoint, device)
     with connect(db) as con:
         holdout = load_holdout(con, ds, eval_days)
-        graph, model = _restore(con, ds, trained, recipe, device)
-        with torch.no_grad():
-            scorer = model.scorer()
-        metrics = evaluate_holdout(scorer, graph, holdout, unavailable_items(con, holdout.cutoff, ds), device)
-        record_metrics(con, run_id, metrics)
-    return metrics
+        graph = load_graph(con, catalog_sizes(con, ds), trained.as_of)
+        metrics = evaluate_protocols(
+            model.scorer(), model.output, graph, holdout.users, holdout.items,
+            test_ratings=getattr(holdout, "ratings", None), unavailable_items=unavailable_items(con, holdout.cutoff, ds),
+            protocol=protocol, seed=recipe.training.seed, device=device,
+        )
+        figures = {(metric.name, metric.k): metric.value for metric in metrics}
+        record_metrics(con, run_id, figures)
+    return figures
 
 
 def publish(
     db: Path, ds: date, trained: TrainedModel, recipe: ModelRecipe, top_k: int, run_id: str, device: torch.device
 ) -> PublishSummary:
     """Rank the catalog for every user with an interaction up to ``ds`` and publish their top ``top_k``."""
+    model, _ = load_checkpoint(trained.checkpoint, device)
     with connect(db) as con:
-        graph, model = _restore(con, ds, trained, recipe, device)
         # Users and seen items come from everything up to ds, even when the weights stopped at an earlier cut-off.
-        seen = graph if trained.as_of == ds else load_graph(con, catalog_sizes(con, ds), ds)
+        seen = load_graph(con, catalog_sizes(con, ds), ds)
         users = np.unique(seen.train_users)
         exclude = exclusion_sets(seen, users, unavailable_items(con, trained.as_of, ds))
-        with torch.no_grad():
-            scorer = model.scorer()
-        top = rank_top_k(scorer, users, graph.num_items, top_k, exclude, device=device)
+        top = rank_top_k(model.scorer(), users, seen.num_items, top_k, exclude, device=device)
         return publish_topk(con, ds, recipe.name, run_id, top, datetime.now(timezone.utc).replace(tzinfo=None))
