@@ -10,6 +10,7 @@ only *measured* every ``--eval-every`` epochs (its time is excluded from the clo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -19,29 +20,33 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import SHARED_DATA, peak_rss_mib, print_table, recipe_override, write_results  # noqa: E402
+from bench.common import SHARED_DATA, peak_rss_mib, print_table, write_results  # noqa: E402
 from bench.reproduce import CASES  # noqa: E402
-from flows.params import DailyParams  # noqa: E402
-from models.base import Recommender  # noqa: E402
+from models.registry import resolve_config, resolve_recipe  # noqa: E402
 from tasks import steps  # noqa: E402
 from tasks.db import connect  # noqa: E402
 from tasks.evaluate import evaluate_holdout  # noqa: E402
 from tasks.graph import catalog_sizes, load_graph, load_holdout, unavailable_items  # noqa: E402
 from tasks.importers import import_dataset  # noqa: E402
-from tasks.train import fit  # noqa: E402
+from tasks.train import EpochProgress, fit  # noqa: E402
 
 THRESHOLDS = (0.17, 0.18)
+
+
+def _field_value(text: str) -> tuple[str, str]:
+    field, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
+    return field, value
 
 
 class _Stop(Exception):
     """Raised from the epoch callback once the last threshold is reached."""
 
 
-def figures(params: DailyParams, prepared: float, curve: list[dict], reached: dict[float, dict]) -> dict:
+def figures(recipe, prepared: float, curve: list[dict], reached: dict[float, dict]) -> dict:
     return {
-        "recipe": params.model_dump(
-            mode="json", include=set(CASES["lightgcn-gowalla"].recipe) | {"embedding_dim", "l2", "negative_sampling"}
-        ),
+        "recipe": dataclasses.asdict(recipe),
         "prepare_seconds": round(prepared, 1),
         "curve": curve,
         **{f"seconds_to_recall_{t}": (reached[t]["seconds"] if t in reached else None) for t in THRESHOLDS},
@@ -52,18 +57,17 @@ def figures(params: DailyParams, prepared: float, curve: list[dict], reached: di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-epochs", type=int, default=CASES["lightgcn-gowalla"].recipe["epochs"])
+    parser.add_argument("--max-epochs", type=int, default=resolve_recipe("lightgcn").epochs)
     parser.add_argument("--eval-every", type=int, default=5)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], type=recipe_override,
-                        metavar="FIELD=VALUE", help="change one recipe field (a DailyParams field), e.g. lr_decay=0.95")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], type=_field_value,
+                        metavar="FIELD=VALUE", help="change one field of LightGCN's Recipe, e.g. lr_decay=0.95")
     parser.add_argument("--results", default="time_to_quality", help="name of the results file under bench/results")
     args = parser.parse_args()
     torch.set_num_threads(2)
     case = CASES["lightgcn-gowalla"]
-    params = DailyParams(
-        ds=case.ds, model=case.model, eval_days=1, **(case.recipe | dict(args.overrides) | {"epochs": args.max_epochs})
-    )
-    recipe = params.recipe(params.model)
+    # LightGCN's default recipe, trained out to --max-epochs: the test split is only measured, so early stopping on
+    # the validation part is off (patience 0) and the clock sees every epoch.
+    recipe = resolve_recipe(case.model, dict(args.overrides) | {"epochs": args.max_epochs, "patience": 0})
     curve: list[dict] = []
     reached: dict[float, dict] = {}
     measuring = 0.0
@@ -81,8 +85,9 @@ def main() -> None:
             unavailable = unavailable_items(con, holdout.cutoff, case.ds)
         prepared = time.perf_counter() - started
 
-        def on_epoch(epoch: int, loss: float, model: Recommender) -> None:
+        def on_epoch(progress: EpochProgress) -> None:
             nonlocal measuring
+            epoch, loss, model = progress.epoch, progress.loss, progress.model
             if epoch % args.eval_every:
                 return
             paused = time.perf_counter()
@@ -99,15 +104,15 @@ def main() -> None:
                 if threshold not in reached and point["recall@20"] >= threshold:
                     reached[threshold] = point
             # Written after every measurement, so a run stopped early still leaves its curve.
-            write_results(args.results, figures(params, prepared, curve, reached))
+            write_results(args.results, figures(recipe, prepared, curve, reached))
             if len(reached) == len(THRESHOLDS):
                 raise _Stop
 
         try:
-            fit(recipe.name, graph, recipe.hyperparameters, recipe.training, torch.device("cpu"), on_epoch)
+            fit(case.model, graph, resolve_config(case.model), recipe, torch.device("cpu"), on_epoch)
         except _Stop:
             pass
-    results = figures(params, prepared, curve, reached)
+    results = figures(recipe, prepared, curve, reached)
     print_table("time to quality: raw Gowalla files -> LightGCN recall@20 (2 threads)", [
         ("import + ingest + validate + graph", f"{prepared:.1f} s"),
         *[(f"to recall@20 >= {t}", f"{reached[t]['seconds']:.0f} s (epoch {reached[t]['epoch']})" if t in reached

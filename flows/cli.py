@@ -36,6 +36,13 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"invalid boolean {text!r}: expected true or false")
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
 def _json_object(text: str) -> dict:
     try:
         value = json.loads(text)
@@ -48,19 +55,27 @@ def _json_object(text: str) -> dict:
 
 def _add_daily_options(parser: argparse.ArgumentParser, exclude: frozenset[str] = frozenset()) -> None:
     """One option per field of :class:`DailyParams`, with its description as help, so none is ever missing."""
-    from flows.params import DailyParams
+    from flows.params import RECIPE_FIELDS, DailyParams
     from models.registry import MODELS
 
     for name, field in DailyParams.model_fields.items():
         if name in exclude:
             continue
         option = "--" + name.replace("_", "-")
-        kwargs: dict[str, Any] = {"dest": name, "help": f"{field.description} (default: {field.default})"}
-        annotation = field.annotation
+        default = "the model's recipe" if field.default is None and name in RECIPE_FIELDS + ("embedding_dim", "num_layers") else field.default
+        kwargs: dict[str, Any] = {"dest": name, "help": f"{field.description} (default: {default})"}
+        # An optional field (None: the model decides) takes the type of its value.
+        annotation = next((a for a in get_args(field.annotation) if a is not type(None)), field.annotation) if (
+            type(None) in get_args(field.annotation) and name not in ("sampling", "negative_sampling")
+        ) else field.annotation
         if name == "ds":
             kwargs["type"] = _iso_date
-        elif name == "model":
-            kwargs["choices"] = list(MODELS)
+        elif name == "options":
+            option, kwargs["dest"] = "--option", name
+            kwargs |= {"type": _key_value, "action": "append", "metavar": "KEY=VALUE",
+                       "help": f"{field.description}; repeat for several"}  # fmt: skip
+        elif name in ("sampling", "negative_sampling"):
+            kwargs["choices"] = [a for a in get_args(get_args(field.annotation)[0]) or get_args(field.annotation) if a is not None]
         elif annotation is bool:
             kwargs["type"] = _bool
         elif annotation in (int, float):
@@ -163,6 +178,8 @@ def _flow_params(model: type, args: argparse.Namespace, parser: argparse.Argumen
     from flows.params import OptionError
 
     given = {k: v for k, v in vars(args).items() if k in model.model_fields and v is not None}
+    if "options" in given:
+        given["options"] = dict(given["options"])
     try:
         params = model(**given)
     except ValidationError as error:

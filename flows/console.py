@@ -32,7 +32,12 @@ class TrainingProgress:
             self.task = self.bar.add_task(self.label, total=self.epochs, status="")
         return self
 
-    def advance(self, epoch: int, loss: float, recall: float | None = None) -> None:
+    def advance(self, epoch: int, loss: float, recall: float | None = None, epochs: int | None = None) -> None:
+        """Record a finished epoch; ``epochs``, when given, is the budget as the trainer now plans it."""
+        if epochs is not None and epochs != self.epochs:
+            self.epochs = epochs
+            if self.bar is not None and self.task is not None:
+                self.bar.update(self.task, total=epochs)
         status = f"loss {loss:.5f}" + (f" recall@20 {recall:.4f}" if recall is not None else "")
         if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=epoch, status=status)

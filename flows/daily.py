@@ -41,8 +41,10 @@ from tasks.runs import (
     previous_metrics, record_metrics, record_provenance, record_stage_seconds, start_run,
 )
 from tasks.validate import SourceValidation
+from tasks.evaluate import Metric
 from tasks.ranking import TopK
 from tasks.snapshot import DaySnapshot, read_snapshot
+from tasks.train import EpochProgress
 from tasks.validation_curve import HoldoutRecall
 
 FLOW_NAME = "daily-recommendations"
@@ -126,33 +128,34 @@ def train_model(
     recalls: list[float] = []
     progress = TrainingProgress(f"{recipe.name} {stage}", recipe.training.epochs)
 
-    def on_epoch(epoch: int, loss: float, model) -> None:
+    def on_epoch(epoch: EpochProgress) -> None:
         if recall_of is not None:
-            recalls.append(recall_of(model))
-        progress.advance(epoch, loss, recalls[-1] if recalls else None)
-        logger.info("%s %s epoch %d loss %.5f%s", recipe.name, stage, epoch, loss,
+            recalls.append(recall_of(epoch.model))
+        progress.advance(epoch.epoch, epoch.loss, recalls[-1] if recalls else None, epoch.epochs)
+        watched = f" validation {epoch.monitor} {epoch.validation:.4f}" if epoch.validation is not None else ""
+        logger.info("%s %s epoch %d/%d loss %.5f%s%s", recipe.name, stage, epoch.epoch, epoch.epochs, epoch.loss, watched,
                     f" holdout recall@20 {recalls[-1]:.4f}" if recalls else "")  # fmt: skip
 
     with progress:
         trained = steps.train(day, holdout, recipe, checkpoint, torch.device(device), on_epoch=on_epoch)
-    logger.info("trained %s on data up to %s in %.1fs", recipe.name, trained.as_of, trained.report.seconds)
+    report = trained.report
+    stopped = f", stopped early at epoch {len(report.epoch_losses)} (best {report.best_epoch})" if report.stopped_early else ""
+    logger.info("trained %s on data up to %s in %.1fs%s", recipe.name, trained.as_of, report.seconds, stopped)
     return trained, recalls
 
 
 @task(name="evaluate_model", task_run_name="evaluate-{recipe.name}", cache_policy=NO_CACHE, timeout_seconds=3600)
 def evaluate_model(
-    day: DaySnapshot, trained: steps.TrainedModel, recipe: steps.ModelRecipe, device: str
-) -> dict[tuple[str, int], float]:
-    metrics = steps.evaluate(day, trained, recipe, torch.device(device))
-    get_run_logger().info("%s holdout recall@20 %.4f ndcg@20 %.4f", recipe.name, metrics.get(("recall", 20), 0.0), metrics.get(("ndcg", 20), 0.0))
+    day: DaySnapshot, trained: steps.TrainedModel, recipe: steps.ModelRecipe, device: str, protocol: str | None
+) -> list[Metric]:
+    metrics = steps.evaluate(day, trained, torch.device(device), protocol, recipe.training.seed)
+    get_run_logger().info("%s holdout: %s", recipe.name, ", ".join(f"{m.protocol} {m.name}{'@' + str(m.k) if m.k else ''} {m.value:.4f}" for m in metrics if m.k in (None, 20)))
     return metrics
 
 
 @task(name="rank_catalog", task_run_name="rank-{recipe.name}", cache_policy=NO_CACHE, timeout_seconds=3600)
-def rank_catalog(
-    day: DaySnapshot, trained: steps.TrainedModel, recipe: steps.ModelRecipe, top_k: int, device: str
-) -> TopK:
-    return steps.rank_for_publishing(day, trained, recipe, top_k, torch.device(device))
+def rank_catalog(day: DaySnapshot, trained: steps.TrainedModel, recipe: steps.ModelRecipe, top_k: int, device: str) -> TopK:
+    return steps.rank_for_publishing(day, trained, top_k, torch.device(device))
 
 
 @dataclass(frozen=True)
@@ -376,9 +379,11 @@ def _run_model(
             trained, recalls = train_model(day, "holdout", recipe, checkpoints / "holdout.pt", device, params.curve_recall)
         curve = TrainingCurve("holdout model", trained.report.epoch_losses, recalls)
         with _timed(seconds, "evaluate"):
-            metrics = evaluate_model(day, trained, recipe, device)
+            evaluated = evaluate_model(day, trained, recipe, device, params.protocol)
             with writer() as held:
-                record_metrics(held, run_id, metrics)
+                record_metrics(held, run_id, evaluated)
+        # The headline figures are those of the first protocol (full ranking for a ranking model).
+        metrics = {(m.name, m.k): m.value for m in evaluated if m.protocol == evaluated[0].protocol} if evaluated else {}
         failpoint("metrics-committed")
     if trained is None or params.retrain:
         with _timed(seconds, "train"):

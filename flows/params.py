@@ -17,10 +17,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.registry import MODELS, ModelHyperparameters
+from models.registry import MODELS, resolve_config, resolve_recipe
+from tasks.evaluate import parse_protocol
 from tasks.policy import ContractPolicy
 from tasks.steps import ModelRecipe
-from tasks.train import TrainingConfig
 
 # The days a run can process: ds +- any day count the pipeline uses stays a valid date, and DuckDB and epoch
 # arithmetic (microsecond timestamps) hold every day of it.
@@ -30,6 +30,11 @@ MAX_EVAL_DAYS = (DS_MAX - DS_MIN).days
 SEED_MAX = 2**63 - 1
 # Models with nothing to train (Popularity has no parameters); every other model needs --epochs >= 1.
 UNTRAINED_MODELS = frozenset({"pop"})
+# The flow parameters that override a field of the model's training recipe when given.
+RECIPE_FIELDS = (
+    "epochs", "batch_size", "learning_rate", "l2", "sampling", "lr_decay", "lr_decay_start", "negatives",
+    "negative_sampling", "validation_share",
+)
 
 
 class OptionError(ValueError):
@@ -49,20 +54,33 @@ class DailyParams(BaseModel):
         description=f"model(s) to train, comma-separated to train several on one prepared day: {', '.join(MODELS)}",
     )
     top_k: int = Field(50, ge=1, le=1000, description="recommendations published per user")
-    embedding_dim: int = Field(64, ge=1, description="embedding size")
-    num_layers: int = Field(3, ge=0, le=8, description="propagation layers (graph models)")
-    epochs: int = Field(40, ge=0, description="training epochs")
-    batch_size: int = Field(2048, ge=1, description="BPR triples per training step")
-    learning_rate: float = Field(0.005, gt=0, description="Adam learning rate")
-    l2: float = Field(1e-4, ge=0, description="L2 penalty on the batch's ego embeddings")
-    sampling: Literal["pair", "user"] = Field(
-        "pair", description="what an epoch visits: every training pair once, or uniformly drawn users"
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="model options, key=value over each selected model's own config (paper defaults), e.g. "
+        "embedding_dim=32; a key must belong to a selected model",
     )
-    lr_decay: float = Field(1.0, gt=0, le=1, description="learning-rate factor applied after each epoch")
-    lr_decay_start: int = Field(0, ge=0, description="first epoch after which lr_decay applies")
-    negatives: int = Field(1, ge=1, le=256, description="sampled negatives per positive in the BPR loss")
-    negative_sampling: Literal["uniform", "dynamic"] = Field(
-        "uniform", description="uniform: average the loss over the negatives; dynamic: train on the highest-scored one"
+    protocol: str | None = Field(
+        None, description="evaluation protocol of ranking models: full (every unseen item) or sampled:N; rating and "
+        "click models add their own (MAE/RMSE, AUC/F1)",
+    )
+    # The training recipe: each field left unset takes the model's own default recipe (models/<model>.py).
+    embedding_dim: int | None = Field(None, ge=1, description="embedding size")
+    num_layers: int | None = Field(None, ge=0, le=8, description="propagation layers of graph models")
+    epochs: int | None = Field(None, ge=0, description="training epochs")
+    batch_size: int | None = Field(None, ge=1, description="training examples per step")
+    learning_rate: float | None = Field(None, gt=0, description="Adam learning rate")
+    l2: float | None = Field(None, ge=0, description="L2 penalty on the batch's ego embeddings")
+    sampling: Literal["pair", "user"] | None = Field(
+        None, description="what an epoch visits: every training pair once, or uniformly drawn users"
+    )
+    lr_decay: float | None = Field(None, gt=0, le=1, description="learning-rate factor applied after each epoch")
+    lr_decay_start: int | None = Field(None, ge=0, description="first epoch after which lr_decay applies")
+    negatives: int | None = Field(None, ge=1, le=256, description="sampled negatives per positive")
+    negative_sampling: Literal["uniform", "dynamic"] | None = Field(
+        None, description="uniform: average the loss over the negatives; dynamic: train on the highest-scored one"
+    )
+    validation_share: float | None = Field(
+        None, ge=0, lt=1, description="share of training pairs held apart for early stopping (0: none)"
     )
     future_tolerance_hours: float = Field(
         24.0, ge=0, le=24 * 366,
@@ -125,7 +143,7 @@ class DailyParams(BaseModel):
     @model_validator(mode="after")
     def epochs_for_a_trained_model(self) -> DailyParams:
         trained = [name for name in self.models if name not in UNTRAINED_MODELS]
-        if self.epochs == 0 and trained:
+        if self.epochs is not None and self.epochs == 0 and trained:
             raise ValueError(
                 f"--epochs: model {trained[0]} trains, and 0 epochs would publish its random initial weights; "
                 "give at least 1"
@@ -164,14 +182,35 @@ class DailyParams(BaseModel):
         return timedelta(hours=self.future_tolerance_hours)
 
     def recipe(self, model: str) -> ModelRecipe:
+        """The model's own config and recipe, with the options and recipe fields given here over them."""
+        config_fields = MODELS[model].Config.__dataclass_fields__
+        given = {name: getattr(self, name) for name in ("embedding_dim", "num_layers") if getattr(self, name) is not None}
+        options = {k: v for k, v in given.items() if k in config_fields}
+        options |= {k: v for k, v in self.options.items() if k in config_fields}
+        training = {name: getattr(self, name) for name in RECIPE_FIELDS if getattr(self, name) is not None}
         return ModelRecipe(
-            name=model,
-            hyperparameters=ModelHyperparameters(self.embedding_dim, self.num_layers, self.l2),
-            training=TrainingConfig(
-                self.epochs, self.batch_size, self.learning_rate, self.seed, self.sampling, self.lr_decay,
-                self.lr_decay_start, self.negatives, self.negative_sampling,
-            ),
+            name=model, config=resolve_config(model, options), training=resolve_recipe(model, training | {"seed": self.seed})
         )
+
+    @model_validator(mode="after")
+    def options_belong_to_a_selected_model(self) -> DailyParams:
+        known = {name for model in self.models for name in MODELS[model].Config.__dataclass_fields__}
+        unknown = sorted(set(self.options) - known)
+        if unknown:
+            raise ValueError(
+                f"--option: {', '.join(unknown)} is no option of {', '.join(self.models)}; "
+                f"valid: {', '.join(sorted(known)) or 'none'}"
+            )
+        for model in self.models:  # a bad value is refused here, at the edge, naming the key
+            self.recipe(model)
+        return self
+
+    @field_validator("protocol")
+    @classmethod
+    def known_protocol(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_protocol(value)
+        return value
 
 
 def check_day_range(day: date, error: type[ValueError] = ValueError, prefix: str = "") -> None:

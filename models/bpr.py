@@ -29,17 +29,3 @@ def bpr_loss(
     ranking = F.softplus(neg_scores - pos_scores).mean()
     penalty = sum(vector.pow(2).sum(dim=-1).reshape(batch, -1).mean(dim=1).sum() for vector in ego_vectors) / (2 * batch)
     return ranking + l2 * penalty
-
-
-def hardest_negatives(user_vectors: torch.Tensor, item_table: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-    """For each row of ``candidates`` (``B x K`` indices into ``item_table``), the one the user scores highest.
-
-    Dynamic negative sampling (Zhang et al., "Optimizing Top-N Collaborative Filtering via Dynamic Negative Item
-    Sampling", SIGIR 2013): the BPR loss stays the same, but its negative is the candidate ranked highest among ``K``
-    uniform draws, so the gradient goes to the mistakes that cost ranking quality. The choice is made without
-    gradient, and only the chosen item is gathered for the loss, so the backward touches ``B`` rows, not ``B x K``.
-    """
-    with torch.no_grad():
-        scores = torch.einsum("bd,bkd->bk", user_vectors.detach(), item_table.detach()[candidates])
-        best = scores.argmax(dim=1, keepdim=True)
-    return candidates.gather(1, best).squeeze(1)

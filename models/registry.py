@@ -1,69 +1,136 @@
-"""The models a run can select, by the name the ``model`` flow parameter takes.
+"""The models a run can select, by the name the ``model`` flow parameter takes, and their options.
 
-A plain dict: adding a model means writing its file and one entry here. Each builder adapts the day's
-:class:`GraphData` to the model's constructor, which takes sizes and tensors only.
+``MODELS`` is a plain dict from name to model class: adding a model means writing its file (a :class:`Model`
+subclass with its ``Config`` and ``recipe``) and one entry here. Options reach a model as explicit values:
+:func:`resolve_config` turns ``key=value`` strings into the model's typed ``Config``, :func:`resolve_recipe`
+applies overrides to its default :class:`Recipe`; both refuse an unknown key by naming the valid ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
 
-from models.adjacency import normalized_bipartite_adjacency
-from models.base import GraphData, Input, Recommender
+from models.base import GraphData, Model, Recipe
 from models.lightgcn import LightGCN
 from models.mf import MatrixFactorization
 from models.popularity import Popularity
 
+MODELS: dict[str, type[Model]] = {
+    "pop": Popularity,
+    "mf": MatrixFactorization,
+    "lightgcn": LightGCN,
+}
 
-@dataclass(frozen=True)
+
+def model_class(name: str) -> type[Model]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
+
+
+def resolve_config(name: str, options: Mapping[str, str] | None = None) -> Any:
+    """The model's ``Config`` with ``options`` (``{key: value as text}``, e.g. from ``--option key=value``) applied
+    over the paper's defaults; a value already of the field's type is taken as it is."""
+    cls = model_class(name)
+    return _apply(cls.Config(), options or {}, f"model {name!r} option")
+
+
+def resolve_recipe(name: str, overrides: Mapping[str, object] | None = None) -> Recipe:
+    """The model's default :class:`Recipe` with ``overrides`` applied (values typed, or text to parse)."""
+    cls = model_class(name)
+    return _apply(cls.recipe, overrides or {}, f"model {name!r} recipe field")
+
+
+def build_model(name: str, graph: GraphData, config: Any = None, device: torch.device | str = "cpu") -> Model:
+    """Build the named model for ``graph``, refusing clearly when the day lacks an input the model needs.
+
+    ``config`` is the model's ``Config`` (default: the paper's). For older callers, any other dataclass (e.g.
+    :class:`ModelHyperparameters`) is read for the fields the model's ``Config`` has."""
+    cls = model_class(name)
+    missing = cls.needs - graph.available_inputs
+    if missing:
+        needed = ", ".join(sorted(missing))
+        raise ValueError(f"model {name!r} needs {needed} data, which the landing data up to this day does not have")
+    if config is None:
+        config = cls.Config()
+    elif not isinstance(config, cls.Config):
+        known = {f.name for f in dataclasses.fields(cls.Config)}
+        config = cls.Config(**{k: v for k, v in dataclasses.asdict(config).items() if k in known})
+    return cls.from_graph(graph, config, torch.device(device))
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelHyperparameters:
-    """Architecture and regularisation knobs shared by the models; each model reads the ones it uses."""
+    """Deprecated: the options shared by the first models, before each model had its own ``Config``. Kept so that
+    callers that build models from it keep working; :func:`build_model` reads the fields a model's Config has."""
 
     embedding_dim: int = 64
     num_layers: int = 3
     l2: float = 1e-4
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    summary: str
-    requires: frozenset[Input]
-    build: Callable[[GraphData, ModelHyperparameters, torch.device], Recommender]
-
-
-def _build_popularity(graph: GraphData, hp: ModelHyperparameters, device: torch.device) -> Popularity:
-    return Popularity(graph.num_users, graph.num_items, graph.train_users, graph.train_items).to(device)
-
-
-def _build_mf(graph: GraphData, hp: ModelHyperparameters, device: torch.device) -> MatrixFactorization:
-    return MatrixFactorization(graph.num_users, graph.num_items, hp.embedding_dim, hp.l2).to(device)
-
-
-def _build_lightgcn(graph: GraphData, hp: ModelHyperparameters, device: torch.device) -> LightGCN:
-    adjacency = normalized_bipartite_adjacency(graph.num_users, graph.num_items, graph.train_users, graph.train_items)
-    return LightGCN(
-        graph.num_users, graph.num_items, hp.embedding_dim, hp.num_layers, adjacency.to(device), hp.l2
-    ).to(device)
-
-
-MODELS: dict[str, ModelSpec] = {
-    "pop": ModelSpec("most popular items (baseline)", Popularity.requires, _build_popularity),
-    "mf": ModelSpec("matrix factorisation with BPR (baseline)", MatrixFactorization.requires, _build_mf),
-    "lightgcn": ModelSpec("LightGCN, SIGIR 2020", LightGCN.requires, _build_lightgcn),
-}
-
-
-def build_model(name: str, graph: GraphData, hp: ModelHyperparameters, device: torch.device) -> Recommender:
-    """Build the named model for ``graph``, refusing clearly when the day lacks an input the model needs."""
+def _apply(base: Any, values: Mapping[str, object], what: str) -> Any:
+    hints = typing.get_type_hints(type(base))
+    fields = [f.name for f in dataclasses.fields(base)]
+    changes = {}
+    for key, value in values.items():
+        if key not in fields:
+            valid = ", ".join(fields) if fields else "none: it has no options"
+            raise ValueError(f"unknown {what} {key!r}; valid: {valid}")
+        changes[key] = _coerce(value, hints[key], f"{what} {key}")
     try:
-        spec = MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
-    missing = spec.requires - graph.available_inputs
-    if missing:
-        needed = ", ".join(sorted(missing))
-        raise ValueError(f"model {name!r} needs {needed} data, which the landing data up to this day does not have")
-    return spec.build(graph, hp, device)
+        return dataclasses.replace(base, **changes)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{what}s {', '.join(changes)}: {error}") from None
+
+
+def _coerce(value: object, annotation: Any, what: str) -> object:
+    """``value`` as a value of ``annotation`` (int, float, bool, str, a Literal, or an optional of one)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _coerce(value, inner[0], what)
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ValueError(f"{what}: expected one of {', '.join(map(repr, args))}, got {value!r}")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.strip().lower() in ("true", "1", "yes")
+        raise ValueError(f"{what}: expected a boolean (true/false), got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ValueError(f"{what}: expected an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ValueError(f"{what}: expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"{what}: expected text, got {value!r}")
+    raise TypeError(f"{what}: unsupported field type {annotation!r}")

@@ -97,3 +97,95 @@ def _sets_of_rows(relevant: Sequence[np.ndarray]) -> UserItemSets:
     per_row = [np.asarray(items, dtype=np.int64).ravel() for items in relevant]
     rows = np.repeat(np.arange(len(per_row), dtype=np.int64), [len(items) for items in per_row])
     return UserItemSets.from_pairs(rows, np.concatenate([np.empty(0, dtype=np.int64), *per_row]), len(per_row))
+
+
+def sampled_ranking_metrics(
+    positive_scores: Sequence[np.ndarray], negative_scores: Sequence[np.ndarray], ks: Sequence[int] = (10, 20, 50)
+) -> dict[tuple[str, int], float]:
+    """HR@k and NDCG@k of the sampled protocol, as DiffNet's evaluation code (and NCF's, for one positive) defines
+    them: each user's positives ``P`` are ranked together with its sampled negatives, and with ``hits`` the
+    positives in the top k,
+
+    - ``hr@k   = hits / min(|P|, k)``
+    - ``ndcg@k = sum over hits at (1-based) place j of 1 / log2(j + 1), over IDCG of min(|P|, k) places``
+
+    averaged over the users with at least one positive. An equal score ranks the negative first (a constant scorer
+    earns nothing). Row ``u`` of each argument holds user ``u``'s scores.
+    """
+    if len(positive_scores) != len(negative_scores):
+        raise ValueError("one row of negative scores per row of positive scores")
+    if not ks or min(ks) < 1:
+        raise ValueError("every k must be >= 1")
+    depth = max(ks)
+    discounts = 1.0 / np.log2(np.arange(2, depth + 2))
+    ideal = np.cumsum(discounts)
+    hr = {k: [] for k in ks}
+    ndcg = {k: [] for k in ks}
+    for positives, negatives in zip(positive_scores, negative_scores):
+        positives = np.asarray(positives, dtype=np.float64).ravel()
+        negatives = np.asarray(negatives, dtype=np.float64).ravel()
+        if len(positives) == 0:
+            continue
+        scores = np.concatenate([positives, negatives])
+        is_positive = np.concatenate([np.ones(len(positives), bool), np.zeros(len(negatives), bool)])
+        # Score descending; among equal scores negatives (False) before positives (True).
+        order = np.lexsort((is_positive, -scores))
+        hits = is_positive[order[:depth]]
+        hits = np.pad(hits, (0, depth - len(hits)))
+        hits_at = np.cumsum(hits)
+        dcg_at = np.cumsum(hits * discounts)
+        for k in ks:
+            target = min(len(positives), k)
+            hr[k].append(hits_at[k - 1] / target)
+            ndcg[k].append(dcg_at[k - 1] / ideal[target - 1])
+    if not hr[ks[0]]:
+        raise ValueError("no user has a positive, so there is no user to evaluate")
+    results: dict[tuple[str, int], float] = {}
+    for k in ks:
+        results["hr", k] = float(np.mean(hr[k]))
+        results["ndcg", k] = float(np.mean(ndcg[k]))
+    return results
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The area under the ROC curve over *all* the (label, score) pairs at once (not a mean of per-batch AUCs):
+    the chance that a random positive outscores a random negative, ties counting one half (Mann-Whitney U)."""
+    labels = np.asarray(labels).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if labels.shape != scores.shape:
+        raise ValueError("one score per label")
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives == 0 or negatives == 0:
+        raise ValueError("AUC needs at least one positive and one negative")
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores), dtype=np.float64)
+    # Average 1-based ranks over runs of equal scores.
+    starts = np.flatnonzero(np.concatenate([[True], sorted_scores[1:] != sorted_scores[:-1]]))
+    ends = np.concatenate([starts[1:], [len(scores)]])
+    run_ranks = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(run_ranks, ends - starts)
+    u = ranks[labels].sum() - positives * (positives + 1) / 2.0
+    return float(u / (positives * negatives))
+
+
+def f1_at_half(labels: np.ndarray, logits: np.ndarray) -> float:
+    """F1 of predicting a click when ``sigmoid(logit) >= 0.5`` (KGCN's threshold), i.e. when ``logit >= 0``."""
+    labels = np.asarray(labels).astype(bool).ravel()
+    predicted = np.asarray(logits, dtype=np.float64).ravel() >= 0.0
+    true_positives = int((labels & predicted).sum())
+    if true_positives == 0:
+        return 0.0
+    precision = true_positives / int(predicted.sum())
+    recall = true_positives / int(labels.sum())
+    return float(2 * precision * recall / (precision + recall))
+
+
+def rating_errors(ratings: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """MAE and RMSE of predicted ratings against the true ones."""
+    ratings = np.asarray(ratings, dtype=np.float64).ravel()
+    predictions = np.asarray(predictions, dtype=np.float64).ravel()
+    if ratings.shape != predictions.shape or len(ratings) == 0:
+        raise ValueError("one prediction per rating, and at least one rating")
+    error = predictions - ratings
+    return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error**2).mean()))}

@@ -7,7 +7,7 @@ import hashlib
 import json
 import platform
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import metadata
@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from tasks.db import sql_text, transaction
+from tasks.evaluate import Metric
 from tasks.failpoints import failpoint
 
 
@@ -67,13 +68,14 @@ def complete_run(
         failpoint("finish-before-commit")
 
 
-def record_metrics(con: duckdb.DuckDBPyConnection, run_id: str, metrics: dict[tuple[str, int], float]) -> None:
-    """Replace the run's metrics rows with ``metrics`` (keyed by ``(metric, k)``)."""
+def record_metrics(con: duckdb.DuckDBPyConnection, run_id: str, metrics: Sequence[Metric]) -> None:
+    """Replace the run's rows of ``ops.metrics`` with ``metrics``, each with its protocol."""
     staged = pa.table(
         {
-            "metric": [name for name, _ in metrics],
-            "k": pa.array([k for _, k in metrics], pa.int32()),
-            "value": pa.array(list(metrics.values()), pa.float64()),
+            "protocol": pa.array([m.protocol for m in metrics], pa.string()),
+            "metric": pa.array([m.name for m in metrics], pa.string()),
+            "k": pa.array([m.k for m in metrics], pa.int32()),
+            "value": pa.array([m.value for m in metrics], pa.float64()),
         }
     )
     con.register("staged_metrics", staged)

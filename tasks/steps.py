@@ -8,16 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 import torch
 
-from models.base import Recommender
-from models.registry import ModelHyperparameters, build_model
+from models.base import Model, Recipe
 from tasks import progress, snapshot
 from tasks.db import connect
-from tasks.evaluate import evaluate_holdout, exclusion_sets
+from tasks.evaluate import Metric, evaluate as evaluate_protocols, exclusion_sets
 from tasks.failpoints import failpoint
 from tasks.graph import CatalogSizes, assign_ids
 from tasks.ingest import IngestReport, days_to_ingest, ingest_partition
@@ -26,7 +26,7 @@ from tasks.publish import PublishSummary, publish_topk
 from tasks.quality import DayContracts, check_contracts
 from tasks.ranking import TopK, rank_top_k
 from tasks.snapshot import DaySnapshot
-from tasks.train import TrainingConfig, TrainingReport, fit, load_checkpoint, save_checkpoint
+from tasks.train import EpochProgress, TrainingReport, fit, load_checkpoint, save_checkpoint
 from tasks.validate import DEFAULT_FUTURE_TOLERANCE, SourceValidation, validate_partition
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ class ModelRecipe:
     """Which model to train and how: everything that decides the weights besides the data."""
 
     name: str
-    hyperparameters: ModelHyperparameters
-    training: TrainingConfig
+    config: Any  # the model's own Config (models.registry.resolve_config)
+    training: Recipe  # its training recipe (models.registry.resolve_recipe)
 
 
 @dataclass(frozen=True)
@@ -92,47 +92,45 @@ def prepare_snapshot(db: Path, ds: date, eval_days: int) -> Path:
 
 def train(
     day: DaySnapshot, holdout: bool, recipe: ModelRecipe, checkpoint: Path, device: torch.device,
-    on_epoch: Callable[[int, float, Recommender], None] | None = None,
+    on_epoch: Callable[[EpochProgress], None] | None = None,
 ) -> TrainedModel:
-    """Train ``recipe`` on the day's graph (as of the holdout cut-off when ``holdout``) and save the weights."""
+    """Train ``recipe`` on the day's graph (as of the holdout cut-off when ``holdout``) and save a checkpoint that
+    describes itself. ``on_epoch`` is called after every epoch, the model in eval mode."""
     graph, as_of = (day.train, day.cutoff) if holdout else (day.full, day.ds)
     if graph is None or as_of is None:
         raise ValueError(f"the snapshot of {day.ds} holds no holdout graph (eval_days 0)")
-    model, report = fit(recipe.name, graph, recipe.hyperparameters, recipe.training, device, on_epoch)
-    save_checkpoint(checkpoint, model, recipe.name, {"as_of": as_of.isoformat(), "ds": day.ds.isoformat()})
+    model, report = fit(recipe.name, graph, recipe.config, recipe.training, device, on_epoch)
+    save_checkpoint(checkpoint, model, {"as_of": as_of.isoformat(), "ds": day.ds.isoformat()})
     failpoint("trained")
     return TrainedModel(checkpoint, as_of, report)
 
 
-def _restore(day: DaySnapshot, trained: TrainedModel, recipe: ModelRecipe, device: torch.device):
-    graph = day.full if trained.as_of == day.ds else day.train
-    model = build_model(recipe.name, graph, recipe.hyperparameters, device)
-    load_checkpoint(trained.checkpoint, model, device)
-    return graph, model
-
-
-def evaluate(day: DaySnapshot, trained: TrainedModel, recipe: ModelRecipe, device: torch.device) -> dict[tuple[str, int], float]:
-    """Score the model trained up to the holdout cut-off on the held-out pairs."""
-    if day.holdout is None:
-        return {}
-    graph, model = _restore(day, trained, recipe, device)
+def evaluate(
+    day: DaySnapshot, trained: TrainedModel, device: torch.device, protocol: str | None = None, seed: int = 0
+) -> list[Metric]:
+    """Score the model trained up to the holdout cut-off on the held-out pairs, by the protocols of its output kind
+    (plus ``protocol`` for a ranking model, default ``full``)."""
+    if day.holdout is None or day.train is None:
+        return []
+    model, _ = load_checkpoint(trained.checkpoint, device)
     with torch.no_grad():
         scorer = model.scorer()
-    return evaluate_holdout(scorer, graph, day.holdout, day.unborn_at_cutoff, device)
+    return evaluate_protocols(
+        scorer, model.output, day.train, day.holdout.users, day.holdout.items, test_ratings=day.holdout.ratings,
+        unavailable_items=day.unborn_at_cutoff, protocol=protocol, seed=seed, device=device,
+    )
 
 
-def rank_for_publishing(
-    day: DaySnapshot, trained: TrainedModel, recipe: ModelRecipe, top_k: int, device: torch.device
-) -> TopK:
+def rank_for_publishing(day: DaySnapshot, trained: TrainedModel, top_k: int, device: torch.device) -> TopK:
     """Rank the catalog for every user with an interaction up to the day: their top ``top_k`` unseen items."""
-    graph, model = _restore(day, trained, recipe, device)
+    model, _ = load_checkpoint(trained.checkpoint, device)
     # Users and seen items come from everything up to the day, even when the weights stopped at the cut-off.
     users = np.unique(day.full.train_users)
     unborn = day.unborn_at_cutoff if trained.as_of != day.ds else np.empty(0, np.int64)
     exclude = exclusion_sets(day.full, users, unborn)
     with torch.no_grad():
         scorer = model.scorer()
-    return rank_top_k(scorer, users, graph.num_items, top_k, exclude, device=device)
+    return rank_top_k(scorer, users, day.full.num_items, top_k, exclude, device=device)
 
 
 def publish(con: duckdb.DuckDBPyConnection, ds: date, model: str, run_id: str, top: TopK) -> PublishSummary:

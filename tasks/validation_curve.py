@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.base import GraphData, Recommender
+from models.base import GraphData, Model
 from tasks.db import connect
 from tasks.evaluate import evaluate_holdout
 from tasks.graph import Holdout, catalog_sizes, load_graph, load_holdout, unavailable_items
@@ -27,7 +27,7 @@ class HoldoutRecall:
     unavailable: np.ndarray
     device: torch.device
 
-    def __call__(self, model: Recommender) -> float:
+    def __call__(self, model: Model) -> float:
         with torch.no_grad():
             scorer = model.scorer()
         metrics = evaluate_holdout(scorer, self.graph, self.holdout, self.unavailable, self.device, ks=(CURVE_K,))

@@ -38,7 +38,7 @@ def _usage_error(argv: list[str], capsys) -> str:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--model", "nope"], "gnnrec run: error: argument --model: invalid choice: 'nope'"),
+        (["--model", "nope"], "gnnrec run: error: --model: unknown model 'nope'; choose one of pop, mf, lightgcn"),
         (["--ds", "2026-02-30"], "gnnrec run: error: argument --ds: invalid date '2026-02-30': expected YYYY-MM-DD"),
         (["--ds", "03/01/2026"], "gnnrec run: error: argument --ds: invalid date '03/01/2026': expected YYYY-MM-DD"),
         (["--top-k", "0"], "gnnrec run: error: --top-k: Input should be greater than or equal to 1"),
@@ -66,7 +66,8 @@ def test_run_help_lists_every_daily_parameter(capsys):
         main(["run", "--help"])
     assert exit_info.value.code == 0
     shown = capsys.readouterr().out
-    expected = ["--" + name.replace("_", "-") for name in DailyParams.model_fields]
+    # every field is an option; the options dict is given one KEY=VALUE at a time, as --option
+    expected = ["--" + ("option" if name == "options" else name.replace("_", "-")) for name in DailyParams.model_fields]
     assert {"--top-k", "--eval-days", "--model", "--ds", "--landing", "--db"} <= set(expected)
     assert [option for option in expected if f"{option} " not in shown] == []
 
@@ -89,4 +90,4 @@ def test_console_script_reports_a_bad_option_on_one_line(tmp_path: Path):
     assert result.returncode == 2
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1, result.stderr
-    assert result.stderr.startswith("gnnrec run: error: argument --model: invalid choice: 'nope'")
+    assert result.stderr.startswith("gnnrec run: error: --model: unknown model 'nope'; choose one of ")

@@ -1,3 +1,3 @@
--- `staged_metrics` holds (metric, k, value) for one run
-insert into ops.metrics
-select cast($run_id as varchar) as run_id, metric, k, value from staged_metrics order by metric, k;
+-- `staged_metrics` holds (protocol, metric, k, value) for one run; k is null for a metric without a cut-off
+insert into ops.metrics (run_id, metric, k, value, protocol)
+select cast($run_id as varchar) as run_id, metric, k, value, protocol from staged_metrics order by protocol, metric, k;

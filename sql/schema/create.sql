@@ -136,3 +136,7 @@ create table if not exists ops.day_progress (
     ds date primary key, state varchar not null, inputs_digest varchar not null, run_id varchar,
     updated_at timestamp not null
 );
+
+-- the evaluation protocol of each figure (issue 10): full, sampled:N, ctr or rating; AUC and RMSE have no k
+alter table ops.metrics add column if not exists protocol varchar default 'full';
+alter table ops.metrics alter column k drop not null;
