@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -37,19 +37,6 @@ class Case:
     recipe: dict[str, Any] = field(default_factory=dict)
     import_split: str | None = None
     summary: str = ""
-
-
-# The flow's options that a model's Recipe sets (the rest of a recipe, early stopping, is not a flow option yet).
-RECIPE_OPTIONS = ("epochs", "batch_size", "learning_rate", "l2", "sampling", "lr_decay", "lr_decay_start", "negatives",
-                  "negative_sampling")
-
-
-def model_recipe(model: str) -> dict[str, Any]:
-    """The model's own default recipe (``Model.recipe``, models/*.py), as flow options: no copy lives here."""
-    from models.registry import MODELS
-
-    recipe = MODELS[model].recipe
-    return {name: getattr(recipe, name) for name in RECIPE_OPTIONS}
 
 
 # Recipes: each model's default (dim 64 and 3 layers as in the papers; the schedule is ours, see bench/README.md).
@@ -93,12 +80,13 @@ def reproduce(name: str, case: Case, work: Path, overrides: dict[str, Any]) -> d
     imported = time.perf_counter()
     params = DailyParams(
         ds=case.ds, model=case.model, landing=landing, db=db, eval_days=1, retrain=False, top_k=20,
-        **(model_recipe(case.model) | case.recipe | overrides),
+        **(case.recipe | overrides),
     )
     result = daily_recommendations(params)
     finished = time.perf_counter()
     return {
         "case": name, "summary": case.summary, "params": params.model_dump(mode="json"),
+        "recipe": asdict(params.recipe(case.model).training), "config": asdict(params.recipe(case.model).config),
         "import_seconds": round(imported - started, 1), "flow_seconds": round(finished - imported, 1),
         "wall_seconds": round(finished - started, 1), "peak_rss_mib": round(peak_rss_mib()),
         "metrics": {f"{m}@{k}": round(v, 4) for (m, k), v in sorted(result.metrics.items())},
@@ -125,7 +113,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         figures = reproduce(args.case, case, args.work or Path(tmp) / args.case, overrides)
     paper = paper_figures(case.dataset, case.model)
-    rows = [("recipe", ", ".join(f"{k}={v}" for k, v in (model_recipe(case.model) | case.recipe | overrides).items())),
+    given = case.recipe | overrides
+    rows = [("recipe", "the model's default" + (": " + ", ".join(f"{k}={v}" for k, v in given.items()) if given else "")
+             + f" ({', '.join(f'{k}={v}' for k, v in figures['recipe'].items())})"),
             ("wall time", f"{figures['wall_seconds']} s (import {figures['import_seconds']} s, flow {figures['flow_seconds']} s)")]
     for (metric, k), (value, source) in paper.items():
         ours = figures["metrics"][f"{metric}@{k}"]

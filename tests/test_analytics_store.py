@@ -45,7 +45,7 @@ def _warehouse(db: Path) -> None:
             con.execute("insert into recs.publications values (?, ?, ?, ?, 2, 4)", [ds, model, run_id, started])
         for run_id, values in METRICS.items():
             for metric, value in values.items():
-                con.execute("insert into ops.metrics values (?, ?, 20, ?)", [run_id, metric, value])
+                con.execute("insert into ops.metrics (run_id, metric, k, value) values (?, ?, 20, ?)", [run_id, metric, value])
 
 
 @pytest.fixture(scope="module")
