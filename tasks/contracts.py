@@ -8,7 +8,7 @@ Rule names are what an operator reads in ``quarantine.<source>.rule``, so they a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -90,7 +90,7 @@ RATING_RULE = f"rating_number_in_{RATING_MIN:g}_{RATING_MAX:g}"
 
 
 def _not_blank(text: pl.Expr) -> pl.Expr:
-    return text.str.len_chars() > 0
+    return text.str.len_bytes() > 0  # as len_chars() > 0, without counting characters
 
 
 def _rating_in_range(text: pl.Expr) -> pl.Expr:
@@ -212,13 +212,17 @@ def after_the_day(parsed: pl.Expr, latest: datetime) -> pl.Expr:
     return (parsed > pl.lit(latest, pl.Datetime("us"))).fill_null(False)
 
 
-def keeps_every_rule(model: type[pa.DataFrameModel]) -> pl.Expr | None:
+def keeps_every_rule(model: type[pa.DataFrameModel], parsed_timestamps: Mapping[str, pl.Expr] | None = None) -> pl.Expr | None:
     """True where a row keeps every rule of ``model``, in one pass over a frame of stripped text (:func:`stripped`).
 
     It is the model's own row checks (nullability and :data:`RULES`, nulls read as pandera reads them), so a row it
     passes is a row pandera passes, and only the others need pandera, which names each broken rule. None when the
     model holds a check that this cannot evaluate row by row; then every row goes to pandera.
+
+    ``parsed_timestamps`` maps a column to an expression of its values already parsed by :func:`parse_timestamp`
+    (the clean column), so that ``timestamp_parses`` reads the parse instead of parsing every value again.
     """
+    parsed_timestamps = parsed_timestamps or {}
     schema = model.to_schema()
     if schema.checks or schema.unique:
         return None
@@ -231,7 +235,10 @@ def keeps_every_rule(model: type[pa.DataFrameModel]) -> pl.Expr | None:
         for check in column.checks:
             if check.name not in RULES or check.element_wise:
                 return None
-            keeps.append(RULES[check.name](pl.col(name)).fill_null(check.ignore_na))
+            if check.name == "timestamp_parses" and name in parsed_timestamps:
+                keeps.append((pl.col(name).is_null() | parsed_timestamps[name].is_not_null()).fill_null(check.ignore_na))
+            else:
+                keeps.append(RULES[check.name](pl.col(name)).fill_null(check.ignore_na))
     return pl.all_horizontal(keeps) if keeps else pl.lit(True)
 
 

@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 
 from tasks.contracts import SOURCES, SourceContract
-from tasks.db import insert_rows, partition_sql, replace_partition, sql_text, transaction
+from tasks.db import partition_sql, replace_partition, sql_text, transaction
 from tasks.failpoints import failpoint
 from tasks.progress import day_states, mark_day
 
@@ -278,9 +278,14 @@ def _landed_format(path: Path) -> tuple[str, bool]:
     raise ValueError(f"unsupported file name {path.name!r}; expected one of *{', *'.join(READERS)}")
 
 
-def _has_byte(path: Path, byte: bytes) -> bool:
+def _digest_and_quote(path: Path) -> tuple[str, bool]:
+    """The file's sha256 and whether it holds a ``"`` (:func:`_csv_lines` needs to know), in one pass over it."""
+    digest, quoted = hashlib.sha256(), False
     with path.open("rb") as handle:
-        return any(byte in block for block in iter(lambda: handle.read(1 << 20), b""))
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            quoted = quoted or b'"' in block
+    return digest.hexdigest(), quoted
 
 
 def _csv_lines(frame: pl.DataFrame, has_quote: bool) -> pl.Series:
@@ -373,12 +378,14 @@ def _read_jsonl_line_by_line(data: bytes) -> tuple[pl.DataFrame, pl.Series, pl.D
     return frame, pl.Series(lines, dtype=pl.Int64), malformed
 
 
-def read_landed_file(path: Path) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame | None]:
+def read_landed_file(path: Path, has_quote: bool | None = None) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame | None]:
     """Read a landed file with every column as text; return it with each row's line (CSV, JSONL) or row number
     (Parquet), 1-based, as an operator would find it in the file, and for a file that needed the lenient reader,
     each row's :data:`MALFORMED_COLUMNS` (None when every line parsed).
 
-    An empty file is a file of no rows. A truncated gzip or Parquet file raises, and is recorded as failed.
+    ``has_quote`` says whether a plain (not gzipped) file holds a ``"``, when the caller already knows
+    (:func:`_digest_and_quote`); otherwise the file is scanned for one. An empty file is a file of no rows. A
+    truncated gzip or Parquet file raises, and is recorded as failed.
     """
     fmt, gzipped = _landed_format(path)
     if fmt == ".parquet":
@@ -391,7 +398,10 @@ def read_landed_file(path: Path) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame 
     try:
         if fmt == ".csv":
             frame = pl.read_csv(source, infer_schema=False)
-            has_quote = b'"' in data if data is not None else _has_byte(path, b'"')
+            if data is not None:
+                has_quote = b'"' in data
+            elif has_quote is None:
+                has_quote = _digest_and_quote(path)[1]
             return frame, _csv_lines(frame, has_quote), None
         frame = pl.read_ndjson(source, infer_schema_length=None).with_columns(pl.all().cast(pl.String))
         return frame, pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True), None
@@ -407,28 +417,24 @@ def read_landed_file(path: Path) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame 
 
 
 def to_raw_rows(
-    frame: pl.DataFrame, contract: SourceContract, ds: date, source_file: str, lines: pl.Series,
-    malformed: pl.DataFrame | None = None,
+    frame: pl.DataFrame, contract: SourceContract, lines: pl.Series, malformed: pl.DataFrame | None = None
 ) -> tuple[pl.DataFrame, tuple[str, ...], tuple[str, ...]]:
     """Shape a landed frame into the raw table's columns; return it with the missing and extra column names.
 
-    Missing columns become nulls here; the rows of a file without a *required* column are quarantined whole by
-    validation. Extra columns are recorded and left out (the contract names every column gnnrec uses).
+    The frame holds ``source_line``, the contract's columns the file has, and :data:`MALFORMED_COLUMNS` when a line
+    needed the lenient reader: the day and the file are added when it is inserted (``partition/insert_landed``), and
+    so are nulls for the columns it lacks. Nothing is copied. The rows of a file without a *required* column are
+    quarantined whole by validation. Extra columns are recorded and left out (the contract names every column
+    gnnrec uses).
     """
     names = [c.replace("\ufeff", "").strip() for c in frame.columns]
     frame = frame.rename(dict(zip(frame.columns, names)))
     missing = tuple(c for c in contract.columns if c not in names)
     extra = tuple(c for c in names if c not in contract.columns)
-    if malformed is None:
-        malformed = pl.DataFrame(schema={c: pl.String for c in MALFORMED_COLUMNS}).clear(frame.height)
-    rows = pl.concat([frame, malformed], how="horizontal").with_columns(
-        pl.lit(None, pl.String).alias(c) for c in missing
-    ).select(
-        pl.lit(ds, pl.Date).alias("ds"),
-        pl.lit(source_file).alias("source_file"),
-        pl.lit(lines.cast(pl.Int64)).alias("source_line"),
-        *contract.columns,
-        *MALFORMED_COLUMNS,
+    rows = frame.select(
+        lines.cast(pl.Int64).alias("source_line"),
+        *(c for c in contract.columns if c in names),
+        *(malformed.get_columns() if malformed is not None else ()),
     )
     return rows, tuple(c for c in missing if c in contract.required), extra
 
@@ -454,6 +460,16 @@ def _failure_reason(error: Exception) -> str:
     return f"{type(error).__name__}: {message[0] if message else 'unreadable'}"
 
 
+def _insert_landed(con: duckdb.DuckDBPyConnection, table: str, ds: date, source_file: str, rows: pl.DataFrame) -> None:
+    """Append one landed file's rows (:func:`to_raw_rows`) to ``table``, adding its day and path in SQL."""
+    if rows.height:
+        con.register("staged", rows.to_arrow(compat_level=ARROW_LEVEL))
+        try:
+            con.execute(partition_sql("partition/insert_landed", table), {"ds": ds, "source_file": source_file})
+        finally:
+            con.unregister("staged")
+
+
 def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) -> IngestReport:
     """Bring ``raw.<source>`` and ``ops.ingest_files`` for ``ds`` up to what is landed now, atomically.
 
@@ -463,46 +479,51 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) ->
     """
     if not landing.is_dir():
         raise LandingError(f"landing folder {landing} does not exist")
+    entries = landed_entries(landing, ds)  # a LandingError stops the day here, before anything is written
     ingested = _ingested_files(con, ds)
-    records: list[FileRecord] = []
+    # Records in entry order; a file to read holds its place with None until it is read.
+    records: list[FileRecord | None] = []
     skipped: list[str] = []
-    raw_by_source: dict[str, list[pl.DataFrame]] = {source: [] for source in SOURCES}
-    for entry in landed_entries(landing, ds):
-        source, contract, path, relative = entry.source, SOURCES[entry.source], entry.path, entry.relative
+    to_read: list[tuple[int, LandedEntry, str, int, bool]] = []
+    for entry in entries:
         if entry.reason is not None:
             read = 0 if entry.status == IGNORED else None
-            records.append(FileRecord(ds, source, relative, NO_DIGEST, None, read, status=entry.status, error=entry.reason))
+            records.append(FileRecord(ds, entry.source, entry.relative, NO_DIGEST, None, read, status=entry.status, error=entry.reason))
             if entry.status == FAILED:
-                log.warning("not read: %s: %s", relative, entry.reason)
+                log.warning("not read: %s: %s", entry.relative, entry.reason)
             continue
-        size, digest = path.stat().st_size, sha256_of(path)
-        before = ingested.get(relative)
-        if before is not None and before.source == source and before.sha256 == digest:
+        size, (digest, has_quote) = entry.path.stat().st_size, _digest_and_quote(entry.path)
+        before = ingested.get(entry.relative)
+        if before is not None and before.source == entry.source and before.sha256 == digest:
             records.append(before)
-            skipped.append(relative)
+            skipped.append(entry.relative)
             continue
-        try:
-            frame, lines, malformed = read_landed_file(path)
-            rows, missing, extra = to_raw_rows(frame, contract, ds, relative, lines, malformed)
-        except Exception as error:  # noqa: BLE001 - any unreadable file is recorded with its reason, not raised
-            reason = _failure_reason(error)
-            log.warning("cannot read %s: %s", relative, reason)
-            records.append(FileRecord(ds, source, relative, digest, size, None, status=FAILED, error=reason))
-            continue
-        raw_by_source[source].append(rows)
-        records.append(FileRecord(ds, source, relative, digest, size, rows.height, missing, extra))
-        log.info("read %s: %d rows", relative, rows.height)
+        to_read.append((len(records), entry, digest, size, has_quote))
+        records.append(None)
 
-    files = pl.DataFrame(
-        [vars(r) | {"missing_columns": list(r.missing_columns), "extra_columns": list(r.extra_columns)} for r in records],
-        schema=_FILES_SCHEMA,
-    )
     with transaction(con):
-        for source, frames in raw_by_source.items():
-            table = f"raw.{source}"
-            con.execute(partition_sql("partition/delete_except_files", table), {"ds": ds, "keep": skipped})
-            if frames:
-                insert_rows(con, table, pl.concat(frames).to_arrow(compat_level=ARROW_LEVEL))
+        for source in SOURCES:
+            con.execute(partition_sql("partition/delete_except_files", f"raw.{source}"), {"ds": ds, "keep": skipped})
+        # One file at a time, straight into raw: a day's files are never all in memory at once.
+        for position, entry, digest, size, has_quote in to_read:
+            source, relative = entry.source, entry.relative
+            try:
+                frame, lines, malformed = read_landed_file(entry.path, has_quote)
+                rows, missing, extra = to_raw_rows(frame, SOURCES[source], lines, malformed)
+                del frame, lines, malformed
+            except Exception as error:  # noqa: BLE001 - any unreadable file is recorded with its reason, not raised
+                reason = _failure_reason(error)
+                log.warning("cannot read %s: %s", relative, reason)
+                records[position] = FileRecord(ds, source, relative, digest, size, None, status=FAILED, error=reason)
+                continue
+            _insert_landed(con, f"raw.{source}", ds, relative, rows)
+            records[position] = FileRecord(ds, source, relative, digest, size, rows.height, missing, extra)
+            log.info("read %s: %d rows", relative, rows.height)
+            del rows
+        files = pl.DataFrame(
+            [vars(r) | {"missing_columns": list(r.missing_columns), "extra_columns": list(r.extra_columns)} for r in records],
+            schema=_FILES_SCHEMA,
+        )
         replace_partition(con, "ops.ingest_files", ds, files.to_arrow(compat_level=ARROW_LEVEL))
         mark_day(con, ds, "ingested")
         failpoint("ingest-before-commit")

@@ -2,22 +2,30 @@
 ``quarantine.<source>`` (one row per broken rule, with file, line, column, rule and the offending value).
 
 Nothing is lost: for every file, rows read = rows loaded + rows quarantined, recorded in ``ops.ingest_files``.
+
+A day is read from ``raw`` in chunks of about :data:`CHUNK_ROWS` rows (whole small files, or a line range of a
+large one) and each chunk is checked and written before the next is read, so memory stays flat however large the
+day. Every rule is a rule of one row, so the outcome does not depend on the chunking.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import duckdb
 import pandera.errors
 import polars as pl
+import pyarrow as pa
 
 from tasks.contracts import (
-    FUTURE_RULE, SOURCES, SourceContract, after_the_day, keeps_every_rule, latest_event_time, parse_timestamp, stripped,
-)
-from tasks.db import partition_sql, query_arrow, replace_partition, sql_text, transaction
+    FUTURE_RULE, SOURCES, SourceContract, after_the_day, keeps_every_rule, latest_event_time, stripped,
+)  # fmt: skip
+from tasks.db import partition_sql, query_arrow, sql_text, transaction
 from tasks.failpoints import failpoint
 from tasks.ingest import ARROW_LEVEL
 from tasks.progress import mark_day
@@ -25,16 +33,24 @@ from tasks.progress import mark_day
 log = logging.getLogger(__name__)
 
 DEFAULT_FUTURE_TOLERANCE = timedelta(days=1)
+# Rows per chunk read from raw: large enough that per-chunk overheads vanish, small enough that a chunk's copies
+# (raw text, stripped text, typed columns) stay a fraction of what DuckDB itself holds.
+ROW_GROUP_ROWS = 122_880  # DuckDB's row group
+CHUNK_ROWS = 8 * ROW_GROUP_ROWS
+
+# Rows carry their file as its 1-based position in the day's file list, and their line.
+PROVENANCE = ("file_number", "source_line")
 
 QUARANTINE_SCHEMA = {
-    "ds": pl.Date,
-    "source_file": pl.String,
+    "file_number": pl.Int32,
     "source_line": pl.Int64,
     "column_name": pl.String,
     "rule": pl.String,
     "value": pl.String,
     "record": pl.String,
 }
+_FAILURES_SCHEMA = {"index": pl.Int64, "column_name": pl.String, "rule": pl.String, "value": pl.String}
+_PARSED = "__parsed_{}"  # the name of a typed timestamp column next to its text, for :func:`keeps_every_rule`
 
 
 @dataclass(frozen=True)
@@ -46,21 +62,30 @@ class SourceValidation:
     rule_counts: dict[str, int]
 
 
-def _rule_failures(rows: pl.DataFrame, text: pl.DataFrame, contract: SourceContract) -> pl.DataFrame:
+def _timestamp_columns(contract: SourceContract, typed: pl.DataFrame) -> list[str]:
+    """The contract's columns whose clean type is a timestamp: they are parsed once, for the type and the rules."""
+    return [c for c in contract.columns if c in typed.columns and typed.schema[c] == pl.Datetime("us")]
+
+
+def _rule_failures(rows: pl.DataFrame, text: pl.DataFrame, typed: pl.DataFrame, contract: SourceContract) -> pl.DataFrame:
     """One row per (row, broken rule) of ``rows``: its position ``index``, the column, the rule and the value.
 
     pandera names the broken rules, but only for the rows that fail the same rules evaluated in one pass over
-    ``text`` (the rows' stripped text): on a clean day that is none of them, and pandera's per-check passes and
-    failure bookkeeping are skipped.
+    ``text`` (the rows' stripped text, with ``typed``'s parsed timestamps): on a clean day that is none of them,
+    and pandera's per-check passes and failure bookkeeping are skipped.
     """
-    no_failures = pl.DataFrame(schema={"index": pl.Int64, "column_name": pl.String, "rule": pl.String, "value": pl.String})
-    keeps = keeps_every_rule(contract.row_model)
-    suspects = None if keeps is None else text.select(keeps.not_()).to_series().arg_true()
-    if suspects is not None and suspects.is_empty():
-        return no_failures
+    stamps = _timestamp_columns(contract, typed)
+    keeps = keeps_every_rule(contract.row_model, {c: pl.col(_PARSED.format(c)) for c in stamps})
+    if keeps is None:
+        suspects = None
+    else:
+        with_parsed = text.with_columns(typed.get_column(c).alias(_PARSED.format(c)) for c in stamps)
+        suspects = with_parsed.select(keeps.not_()).to_series().arg_true()
+        if suspects.is_empty():
+            return pl.DataFrame(schema=_FAILURES_SCHEMA)
     try:
         contract.row_model.validate(rows if suspects is None else rows.select(pl.all().gather(suspects)), lazy=True)
-        return no_failures
+        return pl.DataFrame(schema=_FAILURES_SCHEMA)
     except pandera.errors.SchemaErrors as errors:
         failures = errors.failure_cases.select(
             pl.col("index").cast(pl.Int64),
@@ -73,13 +98,13 @@ def _rule_failures(rows: pl.DataFrame, text: pl.DataFrame, contract: SourceContr
     return failures
 
 
-def _future_failures(checked: pl.DataFrame, text: pl.DataFrame, contract: SourceContract, latest: datetime | None) -> pl.DataFrame:
+def _future_failures(checked: pl.DataFrame, typed: pl.DataFrame, contract: SourceContract, latest: datetime | None) -> pl.DataFrame:
     """One row per row of ``checked`` whose event time breaks :data:`FUTURE_RULE`, shaped as :func:`_rule_failures`'s,
-    with the landed (unstripped) text as the value."""
+    with the landed (unstripped) text as the value. ``typed`` holds the rows' parsed times."""
     column = contract.event_time
     if column is None or latest is None:
-        return pl.DataFrame(schema={"index": pl.Int64, "column_name": pl.String, "rule": pl.String, "value": pl.String})
-    future = text.select(after_the_day(parse_timestamp(pl.col(column)), latest)).to_series().arg_true().cast(pl.Int64)
+        return pl.DataFrame(schema=_FAILURES_SCHEMA)
+    future = typed.select(after_the_day(pl.col(column), latest)).to_series().arg_true().cast(pl.Int64)
     return pl.DataFrame({
         "index": future, "column_name": pl.repeat(column, len(future), eager=True, dtype=pl.String),
         "rule": pl.repeat(FUTURE_RULE, len(future), eager=True, dtype=pl.String), "value": checked[column].gather(future),
@@ -87,14 +112,16 @@ def _future_failures(checked: pl.DataFrame, text: pl.DataFrame, contract: Source
 
 
 def split_rows(
-    raw: pl.DataFrame, contract: SourceContract, missing_by_file: dict[str, list[str]], latest: datetime | None = None
+    raw: pl.DataFrame, contract: SourceContract, missing_by_file: dict[int, list[str]], latest: datetime | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Return ``(clean, quarantine)`` for one source's raw rows of one day (a pure function of its inputs).
+    """Return ``(clean, quarantine)`` for raw rows of one source and day (a pure function of its inputs).
 
-    ``latest`` is the latest event time the day's rows may carry (:func:`latest_event_time`); None checks none.
+    ``raw`` holds :data:`PROVENANCE`, the contract's columns as text and the ``malformed_*`` columns;
+    ``missing_by_file`` names the required columns each file (by number) lacks; ``latest`` is the latest event time
+    the day's rows may carry (:func:`latest_event_time`; None checks none). Both outputs keep :data:`PROVENANCE`.
     """
     record = pl.struct(contract.columns).struct.json_encode().alias("record")
-    provenance = [pl.col("ds"), pl.col("source_file"), pl.col("source_line")]
+    provenance = [pl.col(c) for c in PROVENANCE]
 
     # A line no reader could split into fields breaks the rule it was read with; its text is the value. That is
     # the line's fault whatever the rest of its file holds (a JSONL file of such lines has no columns at all).
@@ -108,51 +135,98 @@ def split_rows(
     # A file without a required column cannot yield a single valid row: quarantine all of it, once per column.
     broken_files = pl.DataFrame(
         [(f, c) for f, cols in missing_by_file.items() for c in cols],
-        schema={"source_file": pl.String, "column_name": pl.String},
+        schema={"file_number": raw.schema["file_number"], "column_name": pl.String},
         orient="row",
     )
     if broken_files.height:
-        in_broken_file = pl.col("source_file").is_in(broken_files["source_file"].unique().to_list())
+        in_broken_file = pl.col("file_number").is_in(broken_files["file_number"].unique().to_list())
         of_broken_files, checked = parsed.filter(in_broken_file), parsed.filter(in_broken_file.not_())
     else:
         of_broken_files, checked = parsed.clear(), parsed
-    whole_file = of_broken_files.join(broken_files, on="source_file").select(
+    whole_file = of_broken_files.join(broken_files, on="file_number").select(
         *provenance, "column_name", pl.lit("missing_required_column").alias("rule"), pl.lit(None, pl.String).alias("value"), record
     )
 
-    # Every rule and type reads the stripped text, so each column is stripped once for all of them.
+    # Every rule and type reads the stripped text, so each column is stripped once for all of them, and each value
+    # is parsed once: the typed columns are what clean keeps and what the rules on times read.
     text = checked.select(*provenance, *(stripped(c).alias(c) for c in contract.columns))
-    failures = _rule_failures(checked.select(contract.columns), text, contract)
-    if (future := _future_failures(checked, text, contract, latest)).height:
+    typed = text.select(*provenance, *contract.typed_columns)
+    failures = _rule_failures(checked.select(contract.columns), text, typed, contract)
+    if (future := _future_failures(checked, typed, contract, latest)).height:
         failures = pl.concat([failures, future])
     # ``index`` is a row's position in ``checked``; only the failing rows are looked up and JSON-encoded.
     failing = checked.select(pl.all().gather(failures["index"])).select(*provenance, record)
     row_failures = pl.concat([failing, failures.drop("index")], how="horizontal").select(
         *provenance, "column_name", "rule", "value", "record"
     )
-    quarantine = pl.concat([whole_file, malformed, row_failures]).sort("source_file", "source_line", "column_name", "rule")
+    quarantine = pl.concat([whole_file, malformed, row_failures]).sort(*PROVENANCE, "column_name", "rule")
     if failures.height:
-        failed = pl.repeat(False, text.height, eager=True).scatter(failures["index"], True)
-        text = text.filter(failed.not_())
-    clean = text.select(*provenance, *contract.typed_columns)
-    return clean, quarantine.cast(QUARANTINE_SCHEMA)
+        failed = pl.repeat(False, typed.height, eager=True).scatter(failures["index"], True)
+        typed = typed.filter(failed.not_())
+    return typed, quarantine.cast(QUARANTINE_SCHEMA)
 
 
-def _raw_rows(con: duckdb.DuckDBPyConnection, source: str, ds: date) -> pl.DataFrame:
-    """One source's raw rows of ``ds`` in file and line order (a raw row's key, so the order is total)."""
+def _chunk_plan(spans: list[tuple[str, int, int, int]], limit: int, align: int = 1) -> list[tuple[str, str, int, int]]:
+    """Chunks of about ``limit`` rows over ``(file, rows, first line, last line)`` in file order, as
+    ``(first file, last file, first line, last line)``: runs of whole small files, or line ranges of a file larger
+    than ``limit``, each a multiple of ``align`` lines but the last. Together they cover every row once."""
+    plan: list[tuple[str, str, int, int]] = []
+    batch: list = []  # [first file, last file, first line, last line, rows]
+    for file, rows, first, last in spans:
+        if rows > limit:
+            if batch:
+                plan.append(tuple(batch[:4]))
+                batch = []
+            step = math.ceil(math.ceil((last - first + 1) / math.ceil(rows / limit)) / align) * align
+            plan.extend((file, file, start, min(start + step - 1, last)) for start in range(first, last + 1, step))
+        elif batch and batch[4] + rows <= limit:
+            batch = [batch[0], file, min(batch[2], first), max(batch[3], last), batch[4] + rows]
+        else:
+            if batch:
+                plan.append(tuple(batch[:4]))
+            batch = [file, file, first, last, rows]
+    if batch:
+        plan.append(tuple(batch[:4]))
+    return plan
+
+
+def _raw_chunks(con: duckdb.DuckDBPyConnection, source: str, ds: date) -> tuple[list[str], Iterator[pl.DataFrame]]:
+    """The day's files of one source, in order, and its raw rows in chunks (:func:`_chunk_plan`), each in file
+    and line order (a raw row's key, so the order is total)."""
     table = f"raw.{source}"
-    files = [path for (path,) in con.execute(partition_sql("partition/files", table), {"ds": ds}).fetchall()]
-    rows = pl.from_arrow(query_arrow(con, partition_sql("partition/scan", table), {"ds": ds, "files": files}))
-    # Ingest inserts rows in this order and a scan keeps it, so checking is cheaper than sorting. Each key sorted on
-    # its own settles a day of one file per source; a day of several files needs the pair compared.
-    each_sorted = rows.select(pl.col("file_number").is_sorted() & pl.col("source_line").is_sorted()).item()
-    if not (each_sorted or rows.select(pl.struct("file_number", "source_line").is_sorted()).item()):
-        rows = rows.sort("file_number", "source_line")
-    return rows.select(
-        pl.lit(ds, pl.Date).alias("ds"),
-        pl.lit(pl.Series(files, dtype=pl.String)).gather(pl.col("file_number") - 1).alias("source_file"),
-        pl.exclude("file_number"),
-    )
+    spans = con.execute(partition_sql("partition/file_lines", table), {"ds": ds}).fetchall()
+    files = [file for file, *_ in spans]
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        # Whole row groups per chunk: a chunk's rows then fill row groups of their own, and DuckDB writes them
+        # as they fill rather than leaving a part-filled one per chunk for the checkpoint to rewrite.
+        for first_file, last_file, first_line, last_line in _chunk_plan(spans, CHUNK_ROWS, ROW_GROUP_ROWS):
+            params = {"ds": ds, "files": files, "first_file": first_file, "last_file": last_file,
+                      "first_line": first_line, "last_line": last_line}  # fmt: skip
+            # Left in DuckDB's record batches: gathering them into one buffer would copy every string.
+            rows = pl.from_arrow(query_arrow(con, partition_sql("partition/scan", table), params), rechunk=False)
+            # Ingest inserts rows in this order and a scan keeps it, so checking is cheaper than sorting. Each key
+            # sorted on its own settles a chunk of one file; a chunk of several files needs the pair compared.
+            each_sorted = rows.select(pl.col("file_number").is_sorted() & pl.col("source_line").is_sorted()).item()
+            if not (each_sorted or rows.select(pl.struct(*PROVENANCE).is_sorted()).item()):
+                rows = rows.sort(*PROVENANCE)
+            yield rows
+
+    return files, chunks()
+
+
+def _insert_checked(con: duckdb.DuckDBPyConnection, table: str, ds: date, files: list[str], rows: pl.DataFrame) -> None:
+    """Append checked rows (keyed by :data:`PROVENANCE`) to ``table``; the day and the file's path are added in SQL.
+
+    The rows go in as record batches of one DuckDB row group each, which DuckDB's threads scan and compress side by
+    side (one large batch is read by one thread)."""
+    if rows.height:
+        batches = rows.to_arrow(compat_level=ARROW_LEVEL).to_batches(max_chunksize=ROW_GROUP_ROWS)
+        con.register("staged", pa.Table.from_batches(batches))
+        try:
+            con.execute(partition_sql("partition/insert_checked", table), {"ds": ds, "files": files})
+        finally:
+            con.unregister("staged")
 
 
 def validate_partition(
@@ -170,16 +244,23 @@ def validate_partition(
     summaries = []
     with transaction(con):
         for source, contract in SOURCES.items():
-            raw = _raw_rows(con, source, ds)
-            missing = {path: list(cols) for src, path, cols in missing_rows if src == source}
-            clean, quarantine = split_rows(raw, contract, missing, latest)
-            replace_partition(con, f"clean.{source}", ds, clean.to_arrow(compat_level=ARROW_LEVEL))
-            replace_partition(con, f"quarantine.{source}", ds, quarantine.to_arrow(compat_level=ARROW_LEVEL))
-            rule_counts = dict(quarantine.group_by("rule").len().sort("rule").iter_rows())
-            quarantined = quarantine.select("source_file", "source_line").unique().height
-            summaries.append(SourceValidation(source, raw.height, clean.height, quarantined, rule_counts))
+            for layer in ("clean", "quarantine"):
+                con.execute(partition_sql("partition/delete", f"{layer}.{source}"), {"ds": ds})
+            files, chunks = _raw_chunks(con, source, ds)
+            number = {path: n for n, path in enumerate(files, start=1)}
+            missing = {number[path]: list(cols) for src, path, cols in missing_rows if src == source and path in number}
+            read = loaded = quarantined = 0
+            rule_counts: Counter[str] = Counter()
+            for raw in chunks:
+                clean, quarantine = split_rows(raw, contract, missing, latest)
+                _insert_checked(con, f"clean.{source}", ds, files, clean)
+                _insert_checked(con, f"quarantine.{source}", ds, files, quarantine)
+                read, loaded = read + raw.height, loaded + clean.height
+                quarantined += quarantine.select(PROVENANCE).unique().height
+                rule_counts.update(dict(quarantine.group_by("rule").len().iter_rows()))
+            summaries.append(SourceValidation(source, read, loaded, quarantined, dict(sorted(rule_counts.items()))))
             if quarantined:
-                log.warning("%s %s: %d of %d rows quarantined %s", source, ds, quarantined, raw.height, rule_counts)
+                log.warning("%s %s: %d of %d rows quarantined %s", source, ds, quarantined, read, dict(sorted(rule_counts.items())))
         con.execute(sql_text("ops/reconcile_ingest_files"), {"ds": ds})
         mark_day(con, ds, "validated")
         failpoint("validate-before-commit")

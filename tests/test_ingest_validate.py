@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tasks import validate
 from tasks.db import PARTITIONED_TABLES, connect
 from tasks.ingest import LandingError, days_to_ingest, ingest_partition
 from tasks.policy import ContractPolicy
@@ -348,3 +349,40 @@ def test_csv_source_line_is_the_physical_line_after_a_multiline_field(tmp_path: 
     with connect(tmp_path / "w.duckdb") as con:
         _ingest_validate(con, landing, DAY)
         assert _rows(con, "quarantine.interactions", "source_line, rule") == [(4, "timestamp_parses")]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A day is validated in chunks
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_the_chunk_plan_covers_every_row_once():
+    # (file, rows, first line, last line): two small files share a chunk, a large one is split by lines
+    spans = [("a.csv", 3, 2, 4), ("b.csv", 2, 2, 3), ("c.csv", 10, 2, 13), ("d.csv", 1, 2, 2)]
+    assert validate._chunk_plan(spans, 5) == [
+        ("a.csv", "b.csv", 2, 4), ("c.csv", "c.csv", 2, 7), ("c.csv", "c.csv", 8, 13), ("d.csv", "d.csv", 2, 2),
+    ]  # fmt: skip
+    assert validate._chunk_plan([("a.csv", 7, 2, 20)], 5) == [("a.csv", "a.csv", 2, 11), ("a.csv", "a.csv", 12, 20)]
+    assert validate._chunk_plan([], 5) == []
+    # aligned: each range a multiple of 4 lines but the last
+    assert validate._chunk_plan([("a.csv", 11, 2, 12)], 5, align=4) == [
+        ("a.csv", "a.csv", 2, 5), ("a.csv", "a.csv", 6, 9), ("a.csv", "a.csv", 10, 12),
+    ]  # fmt: skip
+
+
+def test_validating_in_chunks_of_two_rows_gives_the_same_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    landing = tmp_path / "landing"
+    _land_clean_day(landing, DAY_2)
+    _land_bad_day(landing, DAY)
+    _land(landing, "interactions", DAY, "e.csv", _events(*(f"u{n},i{n},view,,{GOOD_TS}" for n in range(7)), "u1,,view,,"))
+    results = {}
+    for chunk_rows in (validate.CHUNK_ROWS, 2):
+        monkeypatch.setattr(validate, "CHUNK_ROWS", chunk_rows)
+        with connect(tmp_path / f"w{chunk_rows}.duckdb") as con:
+            ingest_partition(con, landing, DAY_2)
+            summaries = [*validate_partition(con, DAY_2)]
+            ingest_partition(con, landing, DAY)
+            summaries += validate_partition(con, DAY)
+            results[chunk_rows] = (summaries, _snapshot(con))
+    assert results[2] == results[validate.CHUNK_ROWS]
+    assert results[2][1]["quarantine.interactions"]  # the comparison covers quarantined rows too
