@@ -284,7 +284,7 @@ def broken_db(request, tmp_path) -> tuple[Path, str]:
 
 @pytest.mark.parametrize(
     "command",
-    [["runs"], ["show-run", "abc"], ["query", str(PROJECT_DIR / "sql" / "analyst" / "user_recommendations.sql")],
+    [["runs"], ["show-run", "abc"], ["query", "--warehouse", str(PROJECT_DIR / "sql" / "analyst" / "user_recommendations.sql")],
      ["run", "--ds", str(LAST)], ["backfill", "--start", str(FIRST), "--end", str(LAST), "--eval-days", "0"]],
     ids=["runs", "show-run", "query", "run", "backfill"],
 )
