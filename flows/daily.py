@@ -27,6 +27,7 @@ from flows.console import TrainingProgress
 from flows.params import DailyParams
 from tasks import steps
 from tasks.analytics import StoreSummary, publish_store, remove_dead_temporaries
+from tasks.checkpoints import prune_checkpoints
 from tasks.curves import TrainingCurve
 from tasks.failpoints import failpoint
 from tasks.db import connect
@@ -393,6 +394,7 @@ def _run_model(
         failpoint("publish-committed")
         store = _finish(params, held, run_id, seconds)
         previous_run, previous = previous_metrics(held, run_id, model, _now())
+        prune_checkpoints(held, params.db, model, params.keep_checkpoints)
     report_run(model, day.ds, metrics, previous_run, previous, curve)
     return ModelResult(run_id, model, metrics, published, seconds, params.analytics if store is not None else None)
 

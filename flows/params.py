@@ -88,6 +88,9 @@ class DailyParams(BaseModel):
         description="the analysts' read-only store: the views file of a folder of Parquet files; default: derived "
         "from --db (data/gnnrec.duckdb -> data/gnnrec.analytics/views.duckdb)",
     )
+    keep_checkpoints: int = Field(
+        3, ge=0, description="model checkpoints kept per model: those of its newest N completed runs (0: none)"
+    )
     lock_wait: float = Field(
         0.0, ge=0, description="seconds to wait for another run's lock on --db before failing (0: fail at once)"
     )

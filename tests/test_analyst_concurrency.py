@@ -65,7 +65,10 @@ print(json.dumps({"rounds": rounds, "violations": violations, "seen": sorted(see
 def test_analyst_session_neither_blocks_a_run_nor_sees_a_partial_partition(prefect_harness, tmp_path: Path):
     landing, db = tmp_path / "landing", tmp_path / "data" / "gnnrec.duckdb"
     world = generate_demo_world(landing, start=date(2026, 2, 1), days=5, users=240, items=150, seed=3)
-    params = DailyParams(ds=world.days[-1], model="lightgcn", top_k=TOP_K, epochs=3, embedding_dim=16, landing=landing, db=db)
+    params = DailyParams(
+        ds=world.days[-1], model="lightgcn", top_k=TOP_K, epochs=3, embedding_dim=16, landing=landing, db=db,
+        keep_checkpoints=1,
+    )
     analytics = params.analytics  # the store of --db: data/gnnrec.analytics/views.duckdb
     assert analytics == tmp_path / "data" / "gnnrec.analytics" / "views.duckdb"
     first = daily_recommendations(params)
@@ -109,6 +112,9 @@ def test_analyst_session_neither_blocks_a_run_nor_sees_a_partial_partition(prefe
         statuses = con.execute("select run_id, status from ops.runs order by started_at").fetchall()
         published = con.execute("select user_id, rank, item_id from recs.topk order by all").fetchall()
     assert statuses == [(first.run_id, "completed"), (second.run_id, "completed")]
+    # --keep-checkpoints 1: the second run's completion deleted the first run's checkpoints
+    assert [p.name for p in (tmp_path / "data" / "checkpoints").iterdir()] == [second.run_id]
+    assert sorted(p.name for p in (tmp_path / "data" / "checkpoints" / second.run_id).iterdir()) == ["final.pt", "holdout.pt"]
     with open_store(analytics) as con:
         assert con.execute("select user_id, rank, item_id from recs.topk order by all").fetchall() == published
         assert con.execute("select distinct run_id from recs.topk").fetchall() == [(second.run_id,)]

@@ -1,6 +1,6 @@
 """The analysts' store built from a hand-made warehouse: views only, exact files, and every example query in
 sql/analyst/ with values worked out by hand; a folder that works wherever it is put, that the DuckDB 1.5 command
-line opens, with a comment on every view and column."""
+line opens, with a comment on every view and column; and checkpoints kept for the newest runs only."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import pytest
 from flows.cli import main
 from flows.params import DailyParams
 from tasks.analytics import VIEWS_FILE, default_store, open_store, partition_dir, publish_store, store_dir
+from tasks.checkpoints import checkpoint_dir, prune_checkpoints, runs_to_prune
 from tasks.data_dictionary import COLUMNS, METRIC_KS, VIEWS
 from tasks.db import connect
 
@@ -294,3 +295,38 @@ def test_query_errors_are_one_line(store: Path, tmp_path: Path, capsys):
     assert err.startswith(f"gnnrec query: error: {bad}: Catalog Error: Table with name no_such_view does not exist")
     assert err.count("\n") == 1
 
+
+# --- checkpoints --------------------------------------------------------------------------------------------------
+
+
+def test_runs_to_prune_keeps_the_newest_completed_and_never_a_running_one():
+    runs = [("r9", "running"), ("r8", "failed"), ("r7", "completed"), ("r6", "completed"), ("r5", "failed"),
+            ("r4", "running"), ("r3", "completed"), ("r2", "abandoned"), ("r1", "completed")]  # newest first
+    assert runs_to_prune(runs, 2) == ["r5", "r3", "r2", "r1"]
+    assert runs_to_prune(runs, 3) == ["r2", "r1"]
+    assert runs_to_prune(runs, 9) == []
+    assert runs_to_prune(runs, 0) == ["r8", "r7", "r6", "r5", "r3", "r2", "r1"]
+
+
+def test_prune_checkpoints_deletes_the_folders_of_older_runs_of_the_model(tmp_path: Path):
+    db = tmp_path / "gnnrec.duckdb"
+    started = datetime(2026, 1, 1, 3)
+    runs = [("m1", "mf", "completed"), ("p1", "pop", "completed"), ("m2", "mf", "failed"), ("m3", "mf", "completed"),
+            ("m4", "mf", "running"), ("m5", "mf", "completed")]
+    with connect(db) as con:
+        for minute, (run_id, model, status) in enumerate(runs):
+            con.execute(
+                "insert into ops.runs (run_id, flow, ds, model, params, status, started_at) "
+                "values (?, 'daily-recommendations', ?, ?, '{}', ?, ?)",
+                [run_id, D1, model, status, started + timedelta(minutes=minute)],
+            )
+    for run_id, _, _ in runs:
+        checkpoint_dir(db, run_id).mkdir(parents=True)
+        (checkpoint_dir(db, run_id) / "final.pt").write_bytes(b"weights")
+    with connect(db) as con:
+        assert prune_checkpoints(con, db, "mf", keep=2) == ["m2", "m1"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["m3", "m4", "m5", "p1"]
+    with connect(db) as con:
+        assert prune_checkpoints(con, db, "mf", keep=2) == []  # idempotent
+        assert prune_checkpoints(con, db, "mf", keep=0) == ["m5", "m3"]  # never m4: it is running
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["m4", "p1"]
