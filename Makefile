@@ -13,7 +13,6 @@ DEMO_DAYS ?= 14
 DEMO_LAST ?= 2026-01-14
 LANDING ?= landing
 DB ?= data/gnnrec.duckdb
-ANALYTICS ?= data/analytics.duckdb
 
 .PHONY: setup run test clean
 
@@ -29,8 +28,8 @@ $(VENV)/.installed: pyproject.toml
 
 run: setup
 	$(BIN)/gnnrec demo-data --out $(LANDING) --start $(DEMO_START) --days $(DEMO_DAYS) --seed 7
-	$(BIN)/gnnrec run --ds $(DEMO_LAST) --landing $(LANDING) --db $(DB) --analytics $(ANALYTICS)
-	$(BIN)/gnnrec query sql/analyst/user_recommendations.sql --db $(ANALYTICS)
+	$(BIN)/gnnrec run --ds $(DEMO_LAST) --landing $(LANDING) --db $(DB)
+	$(BIN)/gnnrec query sql/analyst/user_recommendations.sql --db $(DB)
 
 test: setup
 	$(BIN)/python -m pytest

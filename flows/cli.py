@@ -62,9 +62,12 @@ def _add_daily_options(parser: argparse.ArgumentParser, exclude: frozenset[str] 
         if name in exclude:
             continue
         option = "--" + name.replace("_", "-")
-        default = "the model's recipe" if field.default is None and name in RECIPE_FIELDS + ("embedding_dim", "num_layers") else field.default
-        kwargs: dict[str, Any] = {"dest": name, "help": f"{field.description} (default: {default})"}
-        # An optional field (None: the model decides) takes the type of its value.
+        if field.default is None and name in RECIPE_FIELDS + ("embedding_dim", "num_layers"):
+            help_text = f"{field.description} (default: the model's recipe)"
+        else:
+            help_text = field.description if field.default is None else f"{field.description} (default: {field.default})"
+        kwargs: dict[str, Any] = {"dest": name, "help": help_text}
+        # An optional field (None: decided later, e.g. by the model) takes the type of its value.
         annotation = next((a for a in get_args(field.annotation) if a is not type(None)), field.annotation) if (
             type(None) in get_args(field.annotation) and name not in ("sampling", "negative_sampling")
         ) else field.annotation
@@ -80,7 +83,7 @@ def _add_daily_options(parser: argparse.ArgumentParser, exclude: frozenset[str] 
             kwargs["type"] = _bool
         elif annotation in (int, float):
             kwargs["type"] = annotation
-        elif annotation is Path:
+        elif annotation in (Path, Path | None):
             kwargs["type"] = Path
         elif name == "contracts":
             kwargs["type"] = _json_object
@@ -107,9 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
     demo.set_defaults(handler=_demo, parser=demo)
 
-    query = commands.add_parser("query", help="run a SQL file read-only against the warehouse and print the result")
-    query.add_argument("sql_file", type=Path, help="a .sql file, e.g. sql/analyst/user_recommendations.sql")
-    query.add_argument("--db", type=Path, default=Path("data/gnnrec.duckdb"), help="DuckDB file (default: data/gnnrec.duckdb)")
+    query = commands.add_parser(
+        "query", help="run a SQL file read-only against the analysts' store and print the result",
+        description="Run a SQL file read-only against the analysts' store (default: the store of --db), or with "
+        "--describe print the store's data dictionary.",
+    )
+    query.add_argument("sql_file", type=Path, nargs="?", help="a .sql file, e.g. sql/analyst/user_recommendations.sql")
+    query.add_argument("--describe", action="store_true", help="print every view and column of the store with its meaning")
+    query.add_argument("--set", dest="variables", action="append", default=[], metavar="NAME=VALUE",
+                       help="set a SQL variable first (getvariable('NAME')), e.g. --set user_id=u-002a915b; repeatable")
+    query.add_argument("--warehouse", action="store_true",
+                       help="read the warehouse --db itself instead (refused while a run holds it)")
+    _add_registry_options(query)
     query.set_defaults(handler=_query, parser=query)
 
     backfill = commands.add_parser(
@@ -148,8 +160,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_registry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, default=Path("data/gnnrec.duckdb"), help="DuckDB file (default: data/gnnrec.duckdb)")
-    parser.add_argument("--analytics", type=Path, default=Path("data/analytics.duckdb"),
-                        help="the analysts' store, read while a run holds --db (default: data/analytics.duckdb)")
+    parser.add_argument("--analytics", type=Path, default=None,
+                        help="the analysts' store: its folder or its views file (default: the store of --db, "
+                        "data/gnnrec.analytics/ for data/gnnrec.duckdb)")
+
+
+def _store(args: argparse.Namespace) -> Path:
+    """The views file of the analysts' store the options name: --analytics (a folder or the file), else --db's."""
+    from tasks.analytics import default_store, views_file
+
+    return views_file(args.analytics) if args.analytics is not None else default_store(args.db)
+
+
+def _open_store(store: Path, parser: argparse.ArgumentParser):
+    """A read-only session on the store; one that is missing or unreadable is one line and exit code 2."""
+    import duckdb
+
+    from tasks.analytics import open_store
+
+    if not store.is_file():
+        parser.error(f"--analytics: no analysts' store at {store}; `gnnrec run` publishes one")
+    try:
+        return open_store(store)
+    except duckdb.Error as error:
+        parser.error(f"--analytics: {store} is not a readable analysts' store: {str(error).splitlines()[0]}")
 
 
 def _add_import_command(commands) -> None:
@@ -268,10 +302,11 @@ def _registry(args: argparse.Namespace, parser: argparse.ArgumentParser):
     try:
         return _open_read_only(args.db, "--db", parser), None
     except WarehouseBusy as busy:
-        if not args.analytics.is_file():
-            parser.exit(EXIT_BUSY, f"{parser.prog}: error: {busy}; there is no analytics store at {args.analytics} yet\n")
-        note = f"(a run holds {args.db}; showing the analytics store {args.analytics} as of its last publication)"
-        return _open_read_only(args.analytics, "--analytics", parser), note
+        store = _store(args)
+        if not store.is_file():
+            parser.exit(EXIT_BUSY, f"{parser.prog}: error: {busy}; there is no analytics store at {store} yet\n")
+        note = f"(a run holds {args.db}; showing the analytics store {store} as of its last publication)"
+        return _open_store(store, parser), note
 
 
 def _runs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -323,20 +358,48 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run a SQL file against the analysts' store (or, with --warehouse, the warehouse); a failing query is one
+    line on stderr and exit code 1, never a traceback."""
+    import duckdb
+
     from tasks.lock import WarehouseBusy
 
-    if not args.sql_file.is_file():
+    if args.sql_file is None and not args.describe:
+        parser.error("give a SQL file to run, or --describe")
+    if args.sql_file is not None and not args.sql_file.is_file():
         parser.error(f"no SQL file {args.sql_file}")
-    if not args.db.is_file():
-        parser.error(f"--db: no warehouse at {args.db}; run `gnnrec run` first")
-    try:
-        con = _open_read_only(args.db, "--db", parser)
-    except WarehouseBusy as error:
-        parser.exit(EXIT_BUSY, f"{parser.prog}: error: {error}\n")
+    variables = []
+    for assignment in args.variables:
+        name, equals, value = assignment.partition("=")
+        if not equals or not name.isidentifier():
+            parser.error(f"--set: expected NAME=VALUE, got {assignment!r}")
+        variables.append((name, value))
+    if args.warehouse:
+        if not args.db.is_file():
+            parser.error(f"--db: no warehouse at {args.db}; run `gnnrec run` first")
+        try:
+            con = _open_read_only(args.db, "--db", parser)
+        except WarehouseBusy as error:
+            parser.exit(EXIT_BUSY, f"{parser.prog}: error: {error}; the analysts' store (without --warehouse) "
+                        "can be read at any time\n")
+    else:
+        con = _open_store(_store(args), parser)
     with con:
+        if args.describe:
+            from tasks.data_dictionary import describe
+
+            print(describe(con), end="")
+            if args.sql_file is None:
+                return 0
         text = args.sql_file.read_text(encoding="utf-8")
         print(f"-- {args.sql_file}\n{text.strip()}\n")
-        con.sql(text).show(max_width=160)
+        try:
+            for name, value in variables:
+                con.execute(f"set variable {name} = ?", [value])
+            con.sql(text).show(max_width=160)
+        except duckdb.Error as error:
+            print(f"{parser.prog}: error: {args.sql_file}: {str(error).splitlines()[0]}", file=sys.stderr)
+            return EXIT_DATA
     return 0
 
 

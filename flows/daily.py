@@ -27,6 +27,7 @@ from flows.console import TrainingProgress
 from flows.params import DailyParams
 from tasks import steps
 from tasks.analytics import StoreSummary, publish_store, remove_dead_temporaries
+from tasks.checkpoints import prune_checkpoints
 from tasks.curves import TrainingCurve
 from tasks.failpoints import failpoint
 from tasks.db import connect
@@ -239,7 +240,7 @@ def _timed(stage_seconds: dict[str, float], stage: str) -> Iterator[None]:
 
 def run_parameters(params: DailyParams, train: bool, model: str | None = None) -> dict:
     """The parameters recorded with one model's run; a backfill skips a day whose completed run recorded the same."""
-    return params.model_dump(mode="json", exclude={"lock_wait"}) | {"model": model or params.models[0], "train": train}
+    return params.model_dump(mode="json", exclude={"lock_wait", "keep_checkpoints"}) | {"model": model or params.models[0], "train": train}
 
 
 @io_task(name="publish_analytics", timeout_seconds=3600)
@@ -398,6 +399,7 @@ def _run_model(
         failpoint("publish-committed")
         store = _finish(params, held, run_id, seconds)
         previous_run, previous = previous_metrics(held, run_id, model, _now())
+        prune_checkpoints(held, params.db, model, params.keep_checkpoints)
     report_run(model, day.ds, metrics, previous_run, previous, curve)
     return ModelResult(run_id, model, metrics, published, seconds, params.analytics if store is not None else None)
 

@@ -101,12 +101,30 @@ class DailyParams(BaseModel):
         description="per source: rejection_budget (share of rows read), critical expectations, "
         'fail_on_unreadable_file; as JSON, e.g. \'{"interactions": {"rejection_budget": 0.1}}\'',
     )
-    analytics: Path = Field(
-        Path("data/analytics.duckdb"), description="the analysts' read-only store: views over Parquet files beside it"
+    analytics: Path | None = Field(
+        None,
+        description="the analysts' read-only store: the views file of a folder of Parquet files; default: derived "
+        "from --db (data/gnnrec.duckdb -> data/gnnrec.analytics/views.duckdb)",
+    )
+    keep_checkpoints: int = Field(
+        3, ge=0, description="model checkpoints kept per model: those of its newest N completed runs (0: none)"
     )
     lock_wait: float = Field(
         0.0, ge=0, description="seconds to wait for another run's lock on --db before failing (0: fail at once)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def derive_store(cls, data: object) -> object:
+        """No ``analytics`` given: the store that belongs to ``db`` (never one shared by every warehouse)."""
+        from tasks.analytics import default_store, views_file
+
+        if isinstance(data, dict) and data.get("analytics") is None:
+            db = data.get("db", cls.model_fields["db"].default)
+            data = {**data, "analytics": default_store(Path(db))}
+        elif isinstance(data, dict) and isinstance(data["analytics"], str | Path):
+            data = {**data, "analytics": views_file(Path(data["analytics"]))}  # a store given as its folder
+        return data
 
     @field_validator("model")
     @classmethod
@@ -278,6 +296,8 @@ def check_distinct_places(db: Path, analytics: Path, landing: Path) -> None:
                     relation = "has, inside a source folder it reads,"
             else:
                 continue
+            if option == other_option == "--analytics" and b == a.parent:
+                continue  # the store folder holds its own views file
             same = f" (both {b})" if a == b and str(path) != str(other_path) else ""
             raise ValueError(
                 f"{option}: {what} {path} {relation} {other_what} {other_path}"

@@ -1,5 +1,12 @@
 """The analysts' store: Parquet files plus a small DuckDB file of views over them, published next to the warehouse.
 
+The store is a folder, ``<warehouse>.analytics/`` beside the warehouse (``data/gnnrec.duckdb`` ->
+``data/gnnrec.analytics/``), holding ``views.duckdb`` and the Parquet files. The views name their files by paths
+relative to that folder, so the folder works wherever it is copied or mounted: a reader resolves them by opening it
+with :func:`open_store` (which sets DuckDB's ``file_search_path`` to the folder), from inside the folder, or after
+``SET file_search_path``. The views file is written in a storage format the DuckDB 1.5 command line still reads
+(:data:`STORAGE_VERSION`), and every view and column carries a comment (:mod:`tasks.data_dictionary`).
+
 DuckDB lets one process hold a file it writes, and then no other process may open it, not even read-only. So
 analysts never open the warehouse. After each publication the pipeline:
 
@@ -29,12 +36,17 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tasks.data_dictionary import comment_statements
 from tasks.db import fetch_arrow, sql_text
 from tasks.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(hours=1)
+VIEWS_FILE = "views.duckdb"
+# The storage format of the views file: v1.5.0 (storage version 68) is the newest that the DuckDB 1.5 command line
+# (the ``duckdb-cli`` package, the newest CLI on PyPI) reads; DuckDB 2.0's own format (69) it refuses.
+STORAGE_VERSION = "v1.5.0"
 
 # Each view of the store and the export that feeds it; the topk view is fed by its partitions instead.
 SNAPSHOTS = {
@@ -55,9 +67,31 @@ class StoreSummary:
     pruned: int
 
 
+def default_store(db: Path) -> Path:
+    """The views file of the store that belongs to the warehouse ``db``:
+    ``data/gnnrec.duckdb`` -> ``data/gnnrec.analytics/views.duckdb``."""
+    return db.with_name(f"{db.stem}.analytics") / VIEWS_FILE
+
+
+def views_file(store: Path) -> Path:
+    """The views file of a store given as its folder or as the file itself."""
+    return store / VIEWS_FILE if store.is_dir() else store
+
+
 def store_dir(analytics: Path) -> Path:
-    """Where the Parquet files behind ``analytics`` live: ``data/analytics.duckdb`` -> ``data/analytics/``."""
-    return analytics.with_name(analytics.stem)
+    """Where the Parquet files behind the views file ``analytics`` live: the folder that holds it
+    (``data/gnnrec.analytics/views.duckdb`` -> ``data/gnnrec.analytics/``); a views file with another name keeps
+    them in a folder of its own name beside it (``data/analytics.duckdb`` -> ``data/analytics/``)."""
+    return analytics.parent if analytics.name == VIEWS_FILE else analytics.with_name(analytics.stem)
+
+
+def open_store(store: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only session on the store (its folder or its views file), its relative paths resolved against the
+    folder that holds the views file, wherever that folder is now."""
+    views = views_file(store)
+    if not views.is_file():
+        raise FileNotFoundError(f"no analysts' store at {store}")
+    return duckdb.connect(str(views), read_only=True, config={"file_search_path": str(views.parent.resolve())})
 
 
 def partition_dir(store: Path, ds: date, model: str) -> Path:
@@ -72,17 +106,17 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def _file_list_literal(files: Iterable[Path]) -> str:
-    """A SQL list of quoted absolute paths. View definitions cannot take bound parameters, so the paths (which
-    the pipeline itself named) are written as quoted literals."""
-    quoted = ["'" + str(path.resolve()).replace("'", "''") + "'" for path in files]
+def _file_list_literal(files: Iterable[Path], base: Path) -> str:
+    """A SQL list of quoted paths relative to ``base``, the views file's folder. View definitions cannot take
+    bound parameters, so the paths (which the pipeline itself named) are written as quoted literals."""
+    quoted = ["'" + path.relative_to(base).as_posix().replace("'", "''") + "'" for path in files]
     if not quoted:
         raise ValueError("a store view needs at least one file")
     return "[" + ", ".join(quoted) + "]"
 
 
-def _view_sql(name: str, files: Iterable[Path]) -> str:
-    return sql_text(name).replace("{files}", _file_list_literal(files))
+def _view_sql(name: str, files: Iterable[Path], base: Path) -> str:
+    return sql_text(name).replace("{files}", _file_list_literal(files, base))
 
 
 def publish_store(
@@ -115,8 +149,9 @@ def publish_store(
         _write_parquet(fetch_arrow(con, export, params), snapshot_files[name])
     failpoint("analytics-files-written")
 
-    statements = [sql_text("analytics/create_schemas"), _view_sql("analytics/topk_view", topk_files)]
-    statements += [_view_sql(view, [snapshot_files[name]]) for name, (_, view) in SNAPSHOTS.items()]
+    base = analytics.parent
+    statements = [sql_text("analytics/create_schemas"), _view_sql("analytics/topk_view", topk_files, base)]
+    statements += [_view_sql(view, [snapshot_files[name]], base) for name, (_, view) in SNAPSHOTS.items()]
     statements.append(sql_text("analytics/latest_topk_view"))
     _replace_database(analytics, statements)
 
@@ -130,9 +165,12 @@ def publish_store(
 def _replace_database(analytics: Path, statements: list[str]) -> None:
     analytics.parent.mkdir(parents=True, exist_ok=True)
     temporary = analytics.with_name(f".{analytics.name}.{uuid.uuid4().hex}.tmp")
+    config = {"storage_compatibility_version": STORAGE_VERSION, "file_search_path": str(analytics.parent.resolve())}
     try:
-        with duckdb.connect(str(temporary)) as views:
+        with duckdb.connect(str(temporary), config=config) as views:
             for statement in statements:
+                views.execute(statement)
+            for statement in comment_statements(views):
                 views.execute(statement)
         os.replace(temporary, analytics)
     finally:

@@ -61,8 +61,8 @@ class WarehouseHeld(WarehouseBusy, duckdb.IOException):
         else:
             who = "another process"
         super().__init__(
-            f"{db_path} is open in {who}; the warehouse belongs to the pipeline; analysts read the analytics store "
-            "(--analytics, default data/analytics.duckdb)"
+            f"{db_path} is open in {who}; the warehouse belongs to the pipeline; analysts read its analytics store "
+            f"(--analytics, default {db_path.with_name(db_path.stem + '.analytics')}/)"
         )
         self.db_path, self.pid = db_path, int(holder["pid"]) if holder else None
 

@@ -38,3 +38,29 @@ def planted_world(tmp_path_factory) -> tuple[Path, Path, date]:
         steps.validate(db, day)
     steps.build_graph(db, summary.days[-1])
     return landing, db, summary.days[-1]
+
+
+def _data_snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` with its size and modification time; empty when the folder does not exist."""
+    if not folder.is_dir():
+        return {}
+    return {
+        str(path.relative_to(folder)): (path.lstat().st_size, path.lstat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if not path.is_dir() or path.is_symlink()
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_data_untouched():
+    """The suite never writes the checkout's own ``data/`` (the warehouse and analysts' store a user made with
+    `make run`): every test works in its own temporary folder, and the stores default to their warehouse's."""
+    data = PROJECT_DIR / "data"
+    existed, before = data.exists(), _data_snapshot(data)
+    yield
+    after = _data_snapshot(data)
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert data.exists() == existed and not changed, (
+        f"the test session changed the checkout's {data}: {'created it; ' if data.exists() and not existed else ''}"
+        f"{', '.join(changed[:10])}{' ...' if len(changed) > 10 else ''}"
+    )

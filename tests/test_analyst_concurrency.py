@@ -15,6 +15,7 @@ import duckdb
 
 from flows.daily import daily_recommendations
 from flows.params import DailyParams
+from tasks.analytics import open_store
 from tasks.demo import generate_demo_world
 
 TOP_K = 10
@@ -26,6 +27,8 @@ TOP_K = 10
 ANALYST = """
 import json, os, sys, duckdb
 store, stop, ready, top_k, mode = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+# the views name their files relative to the store's folder
+config = {"file_search_path": os.path.dirname(os.path.abspath(store))}
 CHECK = '''
 with per_user as (
     select ds, model, run_id, user_id, count(*) as n, count(distinct rank) as ranks, min(rank) as lo, max(rank) as hi
@@ -40,12 +43,12 @@ select p.ds::varchar, p.model, p.runs, p.run_id, p.bad_users, p.users = pub.user
     and p.run_id = pub.run_id as matches_publication
 from per_partition as p left join recs.publications as pub using (ds, model)
 '''
-held = duckdb.connect(store, read_only=True) if mode == "held" else None
+held = duckdb.connect(store, read_only=True, config=config) if mode == "held" else None
 seen, violations, rounds = set(), [], 0
 open(ready, "w").close()
 while True:
     stopping = os.path.exists(stop)
-    con = held or duckdb.connect(store, read_only=True)
+    con = held or duckdb.connect(store, read_only=True, config=config)
     for ds, model, runs, run_id, bad_users, matches in con.execute(CHECK, {"k": top_k}).fetchall():
         seen.add(run_id)
         if runs != 1 or bad_users != 0 or not matches:
@@ -60,12 +63,14 @@ print(json.dumps({"rounds": rounds, "violations": violations, "seen": sorted(see
 
 
 def test_analyst_session_neither_blocks_a_run_nor_sees_a_partial_partition(prefect_harness, tmp_path: Path):
-    landing, db, analytics = tmp_path / "landing", tmp_path / "data" / "gnnrec.duckdb", tmp_path / "data" / "analytics.duckdb"
+    landing, db = tmp_path / "landing", tmp_path / "data" / "gnnrec.duckdb"
     world = generate_demo_world(landing, start=date(2026, 2, 1), days=5, users=240, items=150, seed=3)
     params = DailyParams(
         ds=world.days[-1], model="lightgcn", top_k=TOP_K, epochs=3, embedding_dim=16, landing=landing, db=db,
-        analytics=analytics,
+        keep_checkpoints=1,
     )
+    analytics = params.analytics  # the store of --db: data/gnnrec.analytics/views.duckdb
+    assert analytics == tmp_path / "data" / "gnnrec.analytics" / "views.duckdb"
     first = daily_recommendations(params)
 
     stop = tmp_path / "stop"
@@ -107,6 +112,9 @@ def test_analyst_session_neither_blocks_a_run_nor_sees_a_partial_partition(prefe
         statuses = con.execute("select run_id, status from ops.runs order by started_at").fetchall()
         published = con.execute("select user_id, rank, item_id from recs.topk order by all").fetchall()
     assert statuses == [(first.run_id, "completed"), (second.run_id, "completed")]
-    with duckdb.connect(str(analytics), read_only=True) as con:
+    # --keep-checkpoints 1: the second run's completion deleted the first run's checkpoints
+    assert [p.name for p in (tmp_path / "data" / "checkpoints").iterdir()] == [second.run_id]
+    assert sorted(p.name for p in (tmp_path / "data" / "checkpoints" / second.run_id).iterdir()) == ["final.pt", "holdout.pt"]
+    with open_store(analytics) as con:
         assert con.execute("select user_id, rank, item_id from recs.topk order by all").fetchall() == published
         assert con.execute("select distinct run_id from recs.topk").fetchall() == [(second.run_id,)]

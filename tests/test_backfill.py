@@ -16,6 +16,7 @@ from flows.backfill import BACKFILL_FLOW, BackfillParams, backfill_recommendatio
 from flows.cli import main
 from flows.daily import daily_recommendations, run_parameters
 from flows.params import DailyParams
+from tasks.analytics import open_store
 from tasks.backfill import backfill_plan
 from tasks.curves import TrainingCurve, curve_svg, metrics_comparison, training_curve_markdown
 from tasks.db import connect
@@ -67,7 +68,7 @@ def test_backfill_runs_every_day_in_order_and_publishes_the_last(backfilled):
     assert ingested == [(day,) for day in DAYS]
     last = first.completed[-1]
     assert published == [(DAYS[-1], "mf", last.run_id, last.published.users, last.published.rows)]
-    with duckdb.connect(str(params.analytics), read_only=True) as con:
+    with open_store(params.analytics) as con:
         assert con.execute("select ds, model, run_id, count(*) from recs.topk group by all").fetchall() == [
             (DAYS[-1], "mf", last.run_id, last.published.rows)
         ]

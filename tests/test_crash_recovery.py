@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tasks.analytics import open_store
 from tasks.demo import generate_demo_world
 from tasks.failpoints import FAILPOINT_ENV, FAILPOINTS, TRACE_ENV, armed, failpoint
 
@@ -65,7 +66,7 @@ def _snapshot(root: Path) -> dict[str, object]:
         )
         shot["completed"] = _rows(con, "select count(*) from ops.runs where status = 'completed'")
         shot["running"] = _rows(con, "select run_id from ops.runs where status = 'running'")
-    with duckdb.connect(str(data / "analytics.duckdb"), read_only=True) as store:
+    with open_store(data / "analytics.duckdb") as store:
         shot["store.published"] = _rows(store, "select ds, model, user_id, rank, item_id, score from recs.latest_topk order by all")
         shot["store.running"] = _rows(store, "select run_id from ops.runs where status = 'running'")
         shot["store.completed"] = _rows(store, "select count(*) from ops.runs where status = 'completed'")

@@ -284,7 +284,7 @@ def broken_db(request, tmp_path) -> tuple[Path, str]:
 
 @pytest.mark.parametrize(
     "command",
-    [["runs"], ["show-run", "abc"], ["query", str(PROJECT_DIR / "sql" / "analyst" / "user_recommendations.sql")],
+    [["runs"], ["show-run", "abc"], ["query", "--warehouse", str(PROJECT_DIR / "sql" / "analyst" / "user_recommendations.sql")],
      ["run", "--ds", str(LAST)], ["backfill", "--start", str(FIRST), "--end", str(LAST), "--eval-days", "0"]],
     ids=["runs", "show-run", "query", "run", "backfill"],
 )
@@ -356,7 +356,7 @@ def test_a_warehouse_held_by_another_process_names_it(held_warehouse):
         assert isinstance(error_info.value, WarehouseHeld) and isinstance(error_info.value, duckdb.IOException)
         assert str(error_info.value) == (
             f"{db} is open in process {holder.pid} ({_program(holder.pid)}); the warehouse belongs to the pipeline; "
-            "analysts read the analytics store (--analytics, default data/analytics.duckdb)"
+            f"analysts read its analytics store (--analytics, default {db.with_name(db.stem + '.analytics')}/)"
         )
 
 
@@ -367,7 +367,7 @@ def test_runs_reads_the_analytics_store_while_another_process_holds_the_warehous
     assert exit_info.value.code == 3
     assert capsys.readouterr().err == (f"gnnrec runs: error: {db} is open in process {holder.pid} "
                                        f"({_program(holder.pid)}); the warehouse belongs to the pipeline; analysts read "
-                                       "the analytics store (--analytics, default data/analytics.duckdb); there is no "
+                                       f"its analytics store (--analytics, default {db.with_name(db.stem + '.analytics')}/); there is no "
                                        f"analytics store at {tmp_path / 'analytics.duckdb'} yet\n")
     with connect(tmp_path / "analytics.duckdb"):  # a store with the registry's tables, empty
         pass
