@@ -167,6 +167,78 @@ def test_lightgcn_defaults_to_the_documented_days(tmp_path: Path):
     assert summary.days == [date(2020, 1, 1), date(2020, 1, 2)]
 
 
+def _write(path: Path, *lines: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return path
+
+
+def _yelp_like(folder: Path) -> None:
+    """A Yelp2018-shaped release: string org ids, an Amazon-Book-style item list with a freebase_id column that
+    one item lacks."""
+    _write(folder / "train.txt", "0 0 1", "1 1 2", "2 2")
+    _write(folder / "test.txt", "0 2", "1 0", "2")
+    _write(folder / "user_list.txt", "org_id remap_id", "nkN_do3fJ9xekchVC-v68A 0", "qmR-Z0Vh_c8xx9Ce4Rf1vQ 1", "7 2")
+    _write(folder / "item_list.txt", "org_id remap_id freebase_id", "0553092626 0 m.045wq1q", "0393316041 1",
+           "B00005N5PF 2 m.03_28m")  # fmt: skip
+
+
+def test_lightgcn_accepts_string_org_ids_and_a_freebase_column(tmp_path: Path):
+    _yelp_like(tmp_path / "yelp")
+
+    summary = import_dataset("lightgcn", tmp_path / "yelp", tmp_path / "landing", day=D)
+
+    def row(user: str, item: str, day: date) -> dict:
+        return {"user_id": user, "item_id": item, "event": "checkin", "ts": f"{day}T00:00:00Z"}
+
+    u0, u1, i0, i1, i2 = "nkN_do3fJ9xekchVC-v68A", "qmR-Z0Vh_c8xx9Ce4Rf1vQ", "0553092626", "0393316041", "B00005N5PF"
+    assert _landed(tmp_path / "landing", "interactions") == {
+        D_1: [row(u0, i0, D_1), row(u0, i1, D_1), row(u1, i1, D_1), row(u1, i2, D_1), row("7", i2, D_1)],
+        D: [row(u0, i2, D), row(u1, i0, D)],
+    }
+    assert summary.notes == ()
+
+
+def test_lightgcn_without_id_lists_keeps_the_remapped_ids_and_says_so(tmp_path: Path):
+    _yelp_like(tmp_path / "yelp")
+    (tmp_path / "yelp" / "user_list.txt").unlink()
+    (tmp_path / "yelp" / "item_list.txt").unlink()
+    _write(tmp_path / "yelp" / "train.txt", "0 0 1", "1 01 2")  # 01 is item 1, as the authors' loader reads it
+
+    summary = import_dataset("lightgcn", tmp_path / "yelp", tmp_path / "landing", day=D)
+
+    landed = _landed(tmp_path / "landing", "interactions")
+    assert [(r["user_id"], r["item_id"]) for r in landed[D_1]] == [("0", "0"), ("0", "1"), ("1", "1"), ("1", "2")]
+    assert [(r["user_id"], r["item_id"]) for r in landed[D]] == [("0", "2"), ("1", "0")]
+    assert summary.notes == (
+        "user_list.txt is absent: users keep the remapped ids of train.txt and test.txt as their external ids",
+        "item_list.txt is absent: items keep the remapped ids of train.txt and test.txt as their external ids",
+    )
+
+
+def test_lightgcn_with_one_list_absent_translates_the_other_side(tmp_path: Path):
+    _yelp_like(tmp_path / "yelp")
+    (tmp_path / "yelp" / "item_list.txt").unlink()
+    summary = import_dataset("lightgcn", tmp_path / "yelp", tmp_path / "landing", day=D)
+    landed = _landed(tmp_path / "landing", "interactions")
+    assert (landed[D][0]["user_id"], landed[D][0]["item_id"]) == ("nkN_do3fJ9xekchVC-v68A", "2")
+    assert [note.split(" ")[0] for note in summary.notes] == ["item_list.txt"]
+
+
+@pytest.mark.parametrize(("file", "lines", "message"), [
+    ("user_list.txt", ("org_id remap_id", "a 0", "b x1"), "line 3: remap_id must be a non-negative integer, found 'x1'"),
+    ("user_list.txt", ("org_id remap_id", "a 0", "a 1"), "line 3: org_id a is listed twice"),
+    ("user_list.txt", ("org_id remap_id", "a 0", "b 0"), "line 3: remap_id 0 is listed twice"),
+    ("user_list.txt", ("org_id remap_id", "a 0", "b 1 m.01"), "line 3: expected the fields org_id remap_id, found 3: 'b 1 m.01'"),
+    ("item_list.txt", ("org_id remap_id freebase_id", "a"), "line 2: expected the fields org_id remap_id [freebase_id], found 1: 'a'"),
+    ("item_list.txt", ("org remap",), "line 1: expected the header 'org_id remap_id' or 'org_id remap_id freebase_id', found 'org remap'"),
+])  # fmt: skip
+def test_lightgcn_id_list_errors_name_the_file_and_line(tmp_path: Path, file: str, lines: tuple[str, ...], message: str):
+    _yelp_like(tmp_path / "yelp")
+    path = _write(tmp_path / "yelp" / file, *lines)
+    assert _format_error("lightgcn", tmp_path / "yelp", tmp_path) == f"{path}, {message}"
+
+
 def test_movielens_lands_each_rating_on_its_utc_day(tmp_path: Path):
     _movielens_slice(tmp_path / "ml")
     source = [line.split("\t") for line in (tmp_path / "ml" / "u.data").read_text().splitlines()]
@@ -428,9 +500,9 @@ def test_gowalla_errors_name_the_file_and_line(tmp_path: Path):
     assert _format_error("lightgcn", folder, tmp_path) == (
         f"{folder / 'train.txt'}, line 4: expected a user id followed by item ids, found an empty line"
     )
-    (folder / "item_list.txt").unlink()
+    (folder / "test.txt").unlink()
     assert _format_error("lightgcn", folder, tmp_path) == (
-        f"{folder / 'item_list.txt'}: missing: the lightgcn format needs this file"
+        f"{folder / 'test.txt'}: missing: the lightgcn format needs this file"
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tasks.importers import ciao, kgcn, lastfm_social, lightgcn, movielens, recbole_kg
 from tasks.importers.base import (
+    Built,
     DEFAULT_SEED,
     DatasetFormatError,
     ImportOptionError,
@@ -72,7 +73,9 @@ def import_dataset(
         raise ImportOptionError(f"--split: {format_name} has no split {split!r}; it knows {known}")
     if not folder.is_dir():
         raise ImportOptionError(f"no dataset folder {folder}")
-    frames = importer.build(folder, ImportRequest(day=day, split=split, seed=seed))
-    if all(frame.is_empty() for frame in frames.values()):
+    built = importer.build(folder, ImportRequest(day=day, split=split, seed=seed))
+    if not isinstance(built, Built):
+        built = Built(built)
+    if all(frame.is_empty() for frame in built.frames.values()):
         raise DatasetFormatError(folder, None, f"no rows to land: the {format_name} files hold none")
-    return write_landing(landing, format_name, frames)
+    return write_landing(landing, format_name, built.frames, built.notes)
