@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from tasks.importers import ciao, kgcn, lastfm_social, lightgcn, movielens, recbole_kg
+from tasks.importers import ciao, kgcn, lastfm_social, lightgcn, movielens, recbole, recbole_kg
 from tasks.importers.base import (
     Built,
     DEFAULT_SEED,
@@ -31,14 +31,19 @@ __all__ = [
 
 IMPORTERS: dict[str, Importer] = {
     "lightgcn": Importer(
-        "lightgcn", "LightGCN/NGCF train.txt + test.txt (Gowalla): train on D-1, test on D", (), lightgcn.build
+        "lightgcn", "LightGCN/NGCF train.txt + test.txt (Gowalla, Yelp2018, Amazon-Book): train on D-1, test on D",
+        (), lightgcn.build,
     ),
     "movielens": Importer(
         "movielens", "MovieLens 100K u.data: days from the timestamps; --split u1..u5/ua/ub: base on D-1, test on D",
         movielens.SPLITS, movielens.build,
     ),
+    "recbole": Importer(
+        "recbole", "RecBole atomic files <name>.inter/.net/.kg/.link: days from the timestamps, else all on D; "
+        "--split random80/random60 (D-1, D), random811 (D-2, D-1, D)", recbole.SPLITS, recbole.build,
+    ),
     "recbole-kg": Importer(
-        "recbole-kg", "RecBole <name>.kg + <name>.link (ml-100k): KG triples and item links on one day",
+        "recbole-kg", "RecBole <name>.kg + <name>.link alone (ml-100k): KG triples and item links on one day",
         (), recbole_kg.build,
     ),
     "ciao": Importer(
