@@ -197,6 +197,7 @@ def run_suites(con: duckdb.DuckDBPyConnection, ds: date, docs_dir: Path | None =
     """
     import great_expectations as gx
     import pandas as pd
+    from great_expectations.core.run_identifier import RunIdentifier
 
     counts = dict(con.execute(sql_text("expectations/source_rows"), {"ds": ds}).fetchall())
     suites = [suite for source, suite in SUITES.items() if counts.get(source, 0) > 0 or suite.check_empty_day]
@@ -204,8 +205,6 @@ def run_suites(con: duckdb.DuckDBPyConnection, ds: date, docs_dir: Path | None =
         return []
     measured = {e.name: _measure(con, e, ds) for suite in suites for e in suite.expectations}
     by_name = {e.name: suite for suite in suites for e in suite.expectations}
-
-    from great_expectations.core.run_identifier import RunIdentifier
 
     context = _context(gx, docs_dir)
     batch = context.data_sources.add_pandas("gnnrec").add_dataframe_asset("day_measures").add_batch_definition_whole_dataframe("one_row")
@@ -223,10 +222,11 @@ def run_suites(con: duckdb.DuckDBPyConnection, ds: date, docs_dir: Path | None =
             gx.ValidationDefinition(name=f"{suite.name} {ds.isoformat()}", data=batch, suite=gx_suite)
         )
         # One checkpoint run per suite: its run name is what the data docs show for the run, the source and the day.
+        name = run_name(suite.source, ds)
         checkpoint = context.checkpoints.add(
-            gx.Checkpoint(name=run_name(suite.source, ds), validation_definitions=[validation], result_format="SUMMARY")
+            gx.Checkpoint(name=name, validation_definitions=[validation], result_format="SUMMARY")
         )
-        outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=run_name(suite.source, ds)))
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=name))
         suite_results.update(outcome.run_results)
     if docs_dir is not None:
         from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
