@@ -252,6 +252,23 @@ def test_lightgcn_id_list_errors_name_the_file_and_line(tmp_path: Path, file: st
     assert _format_error("lightgcn", tmp_path / "yelp", tmp_path) == f"{path}, {message}"
 
 
+def test_lightgcn_on_gowalla_without_its_id_lists_lands_every_pair_under_the_remapped_ids(tmp_path: Path):
+    """The shape of the many copies that ship only train.txt and test.txt, on the full published Gowalla files."""
+    source = _dataset("gowalla")
+    folder = tmp_path / "gowalla"
+    folder.mkdir()
+    for name in ("train.txt", "test.txt"):
+        (folder / name).symlink_to(source / name)
+
+    bare = import_dataset("lightgcn", folder, tmp_path / "bare", day=D)
+    listed = import_dataset("lightgcn", source, tmp_path / "listed", day=D)
+
+    assert bare.rows == listed.rows == {"interactions": 810_128 + 217_242}
+    assert len(bare.notes) == 2 and listed.notes == ()
+    first = pl.read_parquet(tmp_path / "bare" / "interactions" / f"ds={D_1}" / "lightgcn.parquet").row(0, named=True)
+    assert (first["user_id"], first["item_id"]) == tuple(next(open(source / "train.txt")).split()[:2])
+
+
 def test_movielens_lands_each_rating_on_its_utc_day(tmp_path: Path):
     _movielens_slice(tmp_path / "ml")
     source = [line.split("\t") for line in (tmp_path / "ml" / "u.data").read_text().splitlines()]
