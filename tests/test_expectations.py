@@ -220,13 +220,49 @@ def test_a_refused_day_is_checked_again_by_the_next_run(tmp_path: Path):
         assert days_to_ingest(con, landing, day_3) == [day_3]
 
 
-def test_data_docs_are_written_as_a_static_site(tmp_path: Path):
-    landing = tmp_path / "landing"
+def test_data_docs_keep_and_list_every_day_in_words_and_offline(tmp_path: Path):
+    """Each day's check writes its pages into one folder, as the daily runs do: the index lists every day's runs
+    by source and day, each page says what its expectations mean, and nothing is loaded from the network."""
+    import re
+
+    from tasks.expectations import SUITES, description
+
+    landing, docs = tmp_path / "landing", tmp_path / "docs"
     _history(landing)
-    _land(landing, "interactions", DAY_2, "events.csv", _events(DAY_2, *(f"u{n},i{n},view," for n in range(9))))
-    day = _check(tmp_path, landing, docs=True)
-    assert day.data_docs == tmp_path / "docs" / "index.html"
-    index = day.data_docs.read_text(encoding="utf-8")
-    assert "interactions_day" in index
-    pages = sorted(p.relative_to(tmp_path / "docs" / "validations").parts[:2] for p in (tmp_path / "docs" / "validations").rglob("*.html"))
-    assert pages == [("interactions_day", "__none__")]
+    _land(landing, "interactions", DAY_2, "events.csv", _events(DAY_2, *(f"u{n},i{n},view," for n in range(9)), "u1,i1,view,"))
+    with connect(tmp_path / "w.duckdb") as con:
+        start_run(con, "run-1", "test", DAY_2, "pop", {}, datetime(2026, 1, 3, 12))
+        for day in (DAY_1, DAY_2):  # two runs, one per day, into the same docs folder
+            ingest_partition(con, landing, day)
+            result = check_contracts(con, day, "run-1", ContractPolicy(), validate_partition(con, day), docs)
+    assert result.data_docs == docs / "index.html"
+
+    pages = {p.relative_to(docs / "validations").parts[:2]: p for p in (docs / "validations").rglob("*.html")}
+    assert sorted(pages) == [
+        ("interactions_day", "interactions-2026-01-02"), ("interactions_day", "interactions-2026-01-03"),
+        ("item_entities_day", "item_entities-2026-01-02"), ("kg_day", "kg-2026-01-02"),
+    ]  # fmt: skip
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    for (_suite, run_name), page in pages.items():
+        link = page.relative_to(docs).as_posix()
+        assert f'<a href="{link}">{run_name}</a>' in index
+    assert index.index("interactions-2026-01-03") < index.index("interactions-2026-01-02")  # newest first
+    assert all(f"expectations/{suite.name}.html" in index for suite in SUITES.values())
+
+    page = pages[("interactions_day", "interactions-2026-01-03")].read_text(encoding="utf-8")
+    assert "interactions-2026-01-03" in page and "__none__" not in page
+    for expectation in SUITES["interactions"].expectations:
+        assert description(expectation) in page.replace("&#39;", "'")
+    assert description(SUITES["interactions"].expectations[1]) == (
+        "No exact duplicate events (same user, item, event, time and rating): the rows that break it are counted, "
+        "and the count must be 0 (no_duplicate_events)."
+    )
+    assert "maximum value must be" not in page
+
+    # Offline: no stylesheet, script, image or font from the network, and the index table is HTML, not a script.
+    remote = re.compile(r'<(?:link|script|img)\b[^>]*\b(?:href|src)="(?:https?:)?//|url\([\'"]?(?:https?:)?//')
+    for html in (docs / "index.html", docs / "expectations" / "interactions_day.html", *pages.values()):
+        text = html.read_text(encoding="utf-8")
+        assert not remote.search(text), (html, remote.search(text))
+        assert "bootstrapTable(" not in text and "<table" in text
+    assert (docs / "static" / "images" / "logo-long.png").is_file()

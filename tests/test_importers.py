@@ -124,8 +124,21 @@ def _lastfm_social_slice(target: Path) -> None:
         _head(source / name, target / name, 200)
 
 
+def _recbole_files(target: Path) -> None:
+    """A RecBole dataset by hand: interactions with a rating, a timestamp, and a field gnnrec does not read, in
+    RecBole's column order of choice; social edges; a KG with its links; item features."""
+    _write(target / "toy.inter", "user_id:token\titem_id:token\trating:float\treview:token_seq\ttimestamp:float",
+           "u1\ti1\t4\tgood film\t881250949", "u2\ti1\t3.5\t\t881250949.75", "u1\ti2\t1\tmeh\t881280000",
+           "u3\ti2\t0\tno\t881100000")  # fmt: skip
+    _write(target / "toy.net", "source_id:token\ttarget_id:token", "u1\tu2", "u2\tu3")
+    _write(target / "toy.kg", "head_id:token\trelation_id:token\ttail_id:token", "m.1\tfilm.genre\tm.9")
+    _write(target / "toy.link", "item_id:token\tentity_id:token", "i1\tm.1", "i2\tm.2")
+    _write(target / "toy.item", "item_id:token\ttitle:token_seq", "i1\tA film")
+
+
 SLICES = {
     "lightgcn": _gowalla_slice,
+    "recbole": _recbole_files,
     "movielens": _movielens_slice,
     "recbole-kg": _recbole_slice,
     "ciao": _ciao_slice,
@@ -165,6 +178,95 @@ def test_lightgcn_defaults_to_the_documented_days(tmp_path: Path):
     _gowalla_slice(tmp_path / "gowalla")
     summary = import_dataset("lightgcn", tmp_path / "gowalla", tmp_path / "landing")
     assert summary.days == [date(2020, 1, 1), date(2020, 1, 2)]
+
+
+def _write(path: Path, *lines: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return path
+
+
+def _yelp_like(folder: Path) -> None:
+    """A Yelp2018-shaped release: string org ids, an Amazon-Book-style item list with a freebase_id column that
+    one item lacks."""
+    _write(folder / "train.txt", "0 0 1", "1 1 2", "2 2")
+    _write(folder / "test.txt", "0 2", "1 0", "2")
+    _write(folder / "user_list.txt", "org_id remap_id", "nkN_do3fJ9xekchVC-v68A 0", "qmR-Z0Vh_c8xx9Ce4Rf1vQ 1", "7 2")
+    _write(folder / "item_list.txt", "org_id remap_id freebase_id", "0553092626 0 m.045wq1q", "0393316041 1",
+           "B00005N5PF 2 m.03_28m")  # fmt: skip
+
+
+def test_lightgcn_accepts_string_org_ids_and_a_freebase_column(tmp_path: Path):
+    _yelp_like(tmp_path / "yelp")
+
+    summary = import_dataset("lightgcn", tmp_path / "yelp", tmp_path / "landing", day=D)
+
+    def row(user: str, item: str, day: date) -> dict:
+        return {"user_id": user, "item_id": item, "event": "checkin", "ts": f"{day}T00:00:00Z"}
+
+    u0, u1, i0, i1, i2 = "nkN_do3fJ9xekchVC-v68A", "qmR-Z0Vh_c8xx9Ce4Rf1vQ", "0553092626", "0393316041", "B00005N5PF"
+    assert _landed(tmp_path / "landing", "interactions") == {
+        D_1: [row(u0, i0, D_1), row(u0, i1, D_1), row(u1, i1, D_1), row(u1, i2, D_1), row("7", i2, D_1)],
+        D: [row(u0, i2, D), row(u1, i0, D)],
+    }
+    assert summary.notes == ()
+
+
+def test_lightgcn_without_id_lists_keeps_the_remapped_ids_and_says_so(tmp_path: Path):
+    _yelp_like(tmp_path / "yelp")
+    (tmp_path / "yelp" / "user_list.txt").unlink()
+    (tmp_path / "yelp" / "item_list.txt").unlink()
+    _write(tmp_path / "yelp" / "train.txt", "0 0 1", "1 01 2")  # 01 is item 1, as the authors' loader reads it
+
+    summary = import_dataset("lightgcn", tmp_path / "yelp", tmp_path / "landing", day=D)
+
+    landed = _landed(tmp_path / "landing", "interactions")
+    assert [(r["user_id"], r["item_id"]) for r in landed[D_1]] == [("0", "0"), ("0", "1"), ("1", "1"), ("1", "2")]
+    assert [(r["user_id"], r["item_id"]) for r in landed[D]] == [("0", "2"), ("1", "0")]
+    assert summary.notes == (
+        "user_list.txt is absent: users keep the remapped ids of train.txt and test.txt as their external ids",
+        "item_list.txt is absent: items keep the remapped ids of train.txt and test.txt as their external ids",
+    )
+
+
+def test_lightgcn_with_one_list_absent_translates_the_other_side(tmp_path: Path):
+    _yelp_like(tmp_path / "yelp")
+    (tmp_path / "yelp" / "item_list.txt").unlink()
+    summary = import_dataset("lightgcn", tmp_path / "yelp", tmp_path / "landing", day=D)
+    landed = _landed(tmp_path / "landing", "interactions")
+    assert (landed[D][0]["user_id"], landed[D][0]["item_id"]) == ("nkN_do3fJ9xekchVC-v68A", "2")
+    assert [note.split(" ")[0] for note in summary.notes] == ["item_list.txt"]
+
+
+@pytest.mark.parametrize(("file", "lines", "message"), [
+    ("user_list.txt", ("org_id remap_id", "a 0", "b x1"), "line 3: remap_id must be a non-negative integer, found 'x1'"),
+    ("user_list.txt", ("org_id remap_id", "a 0", "a 1"), "line 3: org_id a is listed twice"),
+    ("user_list.txt", ("org_id remap_id", "a 0", "b 0"), "line 3: remap_id 0 is listed twice"),
+    ("user_list.txt", ("org_id remap_id", "a 0", "b 1 m.01"), "line 3: expected the fields org_id remap_id, found 3: 'b 1 m.01'"),
+    ("item_list.txt", ("org_id remap_id freebase_id", "a"), "line 2: expected the fields org_id remap_id [freebase_id], found 1: 'a'"),
+    ("item_list.txt", ("org remap",), "line 1: expected the header 'org_id remap_id' or 'org_id remap_id freebase_id', found 'org remap'"),
+])  # fmt: skip
+def test_lightgcn_id_list_errors_name_the_file_and_line(tmp_path: Path, file: str, lines: tuple[str, ...], message: str):
+    _yelp_like(tmp_path / "yelp")
+    path = _write(tmp_path / "yelp" / file, *lines)
+    assert _format_error("lightgcn", tmp_path / "yelp", tmp_path) == f"{path}, {message}"
+
+
+def test_lightgcn_on_gowalla_without_its_id_lists_lands_every_pair_under_the_remapped_ids(tmp_path: Path):
+    """The shape of the many copies that ship only train.txt and test.txt, on the full published Gowalla files."""
+    source = _dataset("gowalla")
+    folder = tmp_path / "gowalla"
+    folder.mkdir()
+    for name in ("train.txt", "test.txt"):
+        (folder / name).symlink_to(source / name)
+
+    bare = import_dataset("lightgcn", folder, tmp_path / "bare", day=D)
+    listed = import_dataset("lightgcn", source, tmp_path / "listed", day=D)
+
+    assert bare.rows == listed.rows == {"interactions": 810_128 + 217_242}
+    assert len(bare.notes) == 2 and listed.notes == ()
+    first = pl.read_parquet(tmp_path / "bare" / "interactions" / f"ds={D_1}" / "lightgcn.parquet").row(0, named=True)
+    assert (first["user_id"], first["item_id"]) == tuple(next(open(source / "train.txt")).split()[:2])
 
 
 def test_movielens_lands_each_rating_on_its_utc_day(tmp_path: Path):
@@ -219,6 +321,138 @@ def test_recbole_kg_lands_triples_and_links_on_one_day(tmp_path: Path):
     }
     first = {"head": "m.04ctbw8", "relation": "film.producer.film", "tail": "m.0bln8"}
     assert _landed(tmp_path / "landing", "kg")[day][0] == first
+
+
+def test_recbole_lands_each_file_with_interactions_on_their_utc_days(tmp_path: Path):
+    _recbole_files(tmp_path / "toy")
+
+    summary = import_dataset("recbole", tmp_path / "toy", tmp_path / "landing")
+
+    first, second = date(1997, 12, 2), date(1997, 12, 4)  # 881100000 is 1997-12-02 22:00:00 UTC
+    def rate(user: str, item: str, rating: float, ts: str) -> dict:
+        return {"user_id": user, "item_id": item, "event": "rate", "ts": ts, "rating": rating}
+
+    assert _landed(tmp_path / "landing", "interactions") == {
+        first: [rate("u3", "i2", 0.0, "1997-12-02T22:00:00Z")],
+        second: [rate("u1", "i1", 4.0, "1997-12-04T15:55:49Z"), rate("u2", "i1", 3.5, "1997-12-04T15:55:49Z")],
+        date(1997, 12, 5): [rate("u1", "i2", 1.0, "1997-12-05T00:00:00Z")],
+    }
+    assert _landed(tmp_path / "landing", "social") == {
+        first: [{"src_user_id": "u1", "dst_user_id": "u2"}, {"src_user_id": "u2", "dst_user_id": "u3"}]
+    }
+    assert _landed(tmp_path / "landing", "kg") == {first: [{"head": "m.1", "relation": "film.genre", "tail": "m.9"}]}
+    assert _landed(tmp_path / "landing", "item_entities") == {
+        first: [{"item_id": "i1", "entity_id": "m.1"}, {"item_id": "i2", "entity_id": "m.2"}]
+    }
+    assert summary.rows == {"interactions": 4, "social": 2, "kg": 1, "item_entities": 2}
+    assert summary.notes == ("toy.item is present and not landed (item features)",)
+    assert {p.name for p in summary.files} == {"recbole.parquet"}
+
+
+def test_recbole_without_times_or_ratings_lands_everything_on_the_day(tmp_path: Path):
+    _write(tmp_path / "x" / "x.inter", "item_id:token\tuser_id:token", "i1\tu1", "i2\tu1")
+    _write(tmp_path / "x" / "x.user", "user_id:token\tage:float", "u1\t30")
+
+    summary = import_dataset("recbole", tmp_path / "x", tmp_path / "landing", day=D)
+
+    assert _landed(tmp_path / "landing", "interactions") == {D: [
+        {"user_id": "u1", "item_id": item, "event": "interact", "ts": f"{D}T00:00:00Z"} for item in ("i1", "i2")
+    ]}  # fmt: skip
+    assert summary.days == [D] and summary.notes == ("x.user is present and not landed (user features)",)
+    default = import_dataset("recbole", tmp_path / "x", tmp_path / "default")
+    assert default.days == [date(2020, 1, 2)]
+
+
+def test_recbole_random_splits_cut_the_interactions_and_put_the_rest_on_the_first_day(tmp_path: Path):
+    lines = [f"u{n % 7}\ti{n}\t{1_700_000_000 + 3600 * n}" for n in range(100)]
+    _write(tmp_path / "s" / "s.inter", "user_id:token\titem_id:token\ttimestamp:float", *lines)
+    _write(tmp_path / "s" / "s.net", "source_id:token\ttarget_id:token", "u1\tu2")
+
+    import_dataset("recbole", tmp_path / "s", tmp_path / "a", split="random811", seed=4)
+
+    landed = _landed(tmp_path / "a", "interactions")
+    test_day = _utc_day(1_700_000_000 + 3600 * 99) + (D - D_1)  # the day after the last interaction
+    days = [test_day - 2 * (D - D_1), test_day - (D - D_1), test_day]
+    assert {day: len(rows) for day, rows in landed.items()} == dict(zip(days, (80, 10, 10)))
+    assert sorted((r["user_id"], r["item_id"], r["ts"]) for rows in landed.values() for r in rows) == sorted(
+        (f"u{n % 7}", f"i{n}", _iso(1_700_000_000 + 3600 * n)) for n in range(100)
+    )
+    assert all(r["event"] == "interact" for rows in landed.values() for r in rows)
+    assert sorted(_landed(tmp_path / "a", "social")) == [days[0]]
+
+    import_dataset("recbole", tmp_path / "s", tmp_path / "b", split="random80", day=D, seed=4)
+    assert {day: len(rows) for day, rows in _landed(tmp_path / "b", "interactions").items()} == {D_1: 80, D: 20}
+    import_dataset("recbole", tmp_path / "s", tmp_path / "c", split="random80", day=D, seed=5)
+    assert _landed(tmp_path / "c", "interactions")[D] != _landed(tmp_path / "b", "interactions")[D]
+
+
+def test_recbole_a_kg_without_interactions_lands_on_the_day(tmp_path: Path):
+    _recbole_files(tmp_path / "kg")
+    (tmp_path / "kg" / "toy.inter").unlink()
+    (tmp_path / "kg" / "toy.net").unlink()
+    summary = import_dataset("recbole", tmp_path / "kg", tmp_path / "landing", day=D)
+    assert summary.rows == {"kg": 1, "item_entities": 2} and summary.days == [D]
+    with pytest.raises(ImportOptionError, match="has no <name>.inter"):
+        import_dataset("recbole", tmp_path / "kg", tmp_path / "landing", split="random80")
+
+
+@pytest.mark.parametrize(("file", "lines", "message"), [
+    ("toy.inter", ("user_id:token\titem_id:token\trating:float", "u1\ti1\t5", "u1\ti2"),
+     "line 3: expected 3 tab-separated fields (user_id, item_id, rating), found 2: 'u1\\ti2'"),
+    ("toy.inter", ("user_id:token\titem_id:token\trating:float", "u1\ti1\tfive"),
+     "line 2: rating must be a number, found 'five'"),
+    ("toy.inter", ("user_id:token\titem_id:token\ttimestamp:float", "u1\ti1\t1700000000000"),
+     "line 2: timestamp must be Unix seconds (before 2100), found '1700000000000'"),
+    ("toy.inter", ("user_id\titem_id:token", "u1\ti1"),
+     "line 1: header field 'user_id' is not name:type with a type among token, token_seq, float, float_seq"),
+    ("toy.net", ("source_id:token\tdst:token", "u1\tu2"),
+     "line 1: header lacks target_id: expected the fields source_id, target_id, found ['source_id:token', 'dst:token']"),
+])  # fmt: skip
+def test_recbole_errors_name_the_file_and_line(tmp_path: Path, file: str, lines: tuple[str, ...], message: str):
+    _recbole_files(tmp_path / "toy")
+    path = _write(tmp_path / "toy" / file, *lines)
+    assert _format_error("recbole", tmp_path / "toy", tmp_path) == f"{path}, {message}"
+
+
+def test_recbole_refuses_a_folder_of_two_datasets_or_of_none(tmp_path: Path):
+    _recbole_files(tmp_path / "two")
+    _write(tmp_path / "two" / "other.kg", "head_id:token\trelation_id:token\ttail_id:token")
+    assert _format_error("recbole", tmp_path / "two", tmp_path) == (
+        f"{tmp_path / 'two'}: expected the atomic files of one dataset, found several names: other, toy"
+    )
+    _write(tmp_path / "none" / "toy.item", "item_id:token", "i1")
+    assert _format_error("recbole", tmp_path / "none", tmp_path) == (
+        f"{tmp_path / 'none'}: no atomic file to land: expected at least one of <name>.inter, <name>.net, "
+        "<name>.kg, <name>.link"
+    )
+
+
+def test_recbole_on_the_shared_ml_100k_kg_lands_the_kg_like_recbole_kg(tmp_path: Path):
+    folder = _dataset("ml-100k-kg")
+    summary = import_dataset("recbole", folder, tmp_path / "recbole", day=date(1997, 9, 20))
+    alias = import_dataset("recbole-kg", folder, tmp_path / "alias")
+    assert summary.rows == alias.rows == {"kg": 91_631, "item_entities": 1_598}
+    assert summary.days == alias.days == [date(1997, 9, 20)]
+    assert summary.notes == ("ml-100k.item is present and not landed (item features)",)
+    for source in ("kg", "item_entities"):
+        (new,), (old,) = ((tmp_path / name / source).rglob("*.parquet") for name in ("recbole", "alias"))
+        assert pl.read_parquet(new).equals(pl.read_parquet(old))
+
+
+def test_recbole_on_ml_100k_as_recbole_ships_it_matches_the_movielens_import(tmp_path: Path):
+    """RecBole's ml-100k.inter is u.data with a typed header: both importers must land the same rows."""
+    u_data = _dataset("ml-100k") / "u.data"
+    inter = tmp_path / "ml" / "ml-100k.inter"
+    inter.parent.mkdir()
+    inter.write_bytes(b"user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + u_data.read_bytes())
+
+    recbole = import_dataset("recbole", tmp_path / "ml", tmp_path / "recbole")
+    movielens = import_dataset("movielens", u_data.parent, tmp_path / "movielens")
+
+    assert recbole.rows == movielens.rows == {"interactions": 100_000} and recbole.days == movielens.days
+    def rows(landing: Path) -> pl.DataFrame:
+        return pl.concat(pl.read_parquet(p) for p in sorted((landing / "interactions").rglob("*.parquet")))
+    assert rows(tmp_path / "recbole").equals(rows(tmp_path / "movielens"))
 
 
 def test_ciao_lands_ratings_by_day_and_trust_on_the_first_day(tmp_path: Path):
@@ -428,9 +662,9 @@ def test_gowalla_errors_name_the_file_and_line(tmp_path: Path):
     assert _format_error("lightgcn", folder, tmp_path) == (
         f"{folder / 'train.txt'}, line 4: expected a user id followed by item ids, found an empty line"
     )
-    (folder / "item_list.txt").unlink()
+    (folder / "test.txt").unlink()
     assert _format_error("lightgcn", folder, tmp_path) == (
-        f"{folder / 'item_list.txt'}: missing: the lightgcn format needs this file"
+        f"{folder / 'test.txt'}: missing: the lightgcn format needs this file"
     )
 
 
@@ -469,6 +703,8 @@ def test_ciao_damaged_matrices_are_named(tmp_path: Path):
     ("lightgcn", {"seed": 1}, "--seed does not apply: the lightgcn split is fixed"),
     ("ciao", {"split": "random50"}, "--split: ciao has no split 'random50'; it knows one of random80, random60"),
     ("lastfm-social", {"split": "u1"}, "--split: lastfm-social has no split 'u1'; it knows none (its split is fixed)"),
+    ("recbole", {"day": D}, "--day does not apply: with a timestamp field the days come from the timestamps"),
+    ("recbole", {"split": "random70"}, "--split: recbole has no split 'random70'; it knows one of random80, random60, random811"),
 ])  # fmt: skip
 def test_an_option_the_format_does_not_take_is_refused(tmp_path: Path, format_name: str, options: dict, message: str):
     SLICES[format_name](tmp_path / "source")
@@ -509,6 +745,24 @@ def test_cli_errors_are_one_line_and_exit_code_2(tmp_path: Path, capsys, monkeyp
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1, captured.err
     assert captured.err.startswith(f"gnnrec import: error: {message.replace('{ml}', str(tmp_path / 'ml'))}")
+
+
+def test_cli_imports_recbole_and_names_a_malformed_line(tmp_path: Path, capsys):
+    _recbole_files(tmp_path / "toy")
+    landing = tmp_path / "landing"
+    assert main(["import", "recbole", str(tmp_path / "toy"), "--landing", str(landing)]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"imported recbole {tmp_path / 'toy'} -> {landing}/: 4 interactions, 2 social, 1 kg, 2 item_entities; 3 days "
+        "(1997-12-02 .. 1997-12-05)"
+    )
+    _replace_line(tmp_path / "toy" / "toy.net", 3, "u2")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import", "recbole", str(tmp_path / "toy"), "--landing", str(landing)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"gnnrec import: error: {tmp_path / 'toy' / 'toy.net'}, line 3: expected 2 tab-separated fields "
+        "(source_id, target_id), found 1: 'u2'\n"
+    )
 
 
 def test_every_format_is_offered_by_the_cli():

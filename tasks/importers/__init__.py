@@ -13,8 +13,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from tasks.importers import ciao, kgcn, lastfm_social, lightgcn, movielens, recbole_kg
+from tasks.importers import ciao, kgcn, lastfm_social, lightgcn, movielens, recbole, recbole_kg
 from tasks.importers.base import (
+    Built,
     DEFAULT_SEED,
     DatasetFormatError,
     ImportOptionError,
@@ -30,14 +31,19 @@ __all__ = [
 
 IMPORTERS: dict[str, Importer] = {
     "lightgcn": Importer(
-        "lightgcn", "LightGCN/NGCF train.txt + test.txt (Gowalla): train on D-1, test on D", (), lightgcn.build
+        "lightgcn", "LightGCN/NGCF train.txt + test.txt (Gowalla, Yelp2018, Amazon-Book): train on D-1, test on D",
+        (), lightgcn.build,
     ),
     "movielens": Importer(
         "movielens", "MovieLens 100K u.data: days from the timestamps; --split u1..u5/ua/ub: base on D-1, test on D",
         movielens.SPLITS, movielens.build,
     ),
+    "recbole": Importer(
+        "recbole", "RecBole atomic files <name>.inter/.net/.kg/.link: days from the timestamps, else all on D; "
+        "--split random80/random60 (D-1, D), random811 (D-2, D-1, D)", recbole.SPLITS, recbole.build,
+    ),
     "recbole-kg": Importer(
-        "recbole-kg", "RecBole <name>.kg + <name>.link (ml-100k): KG triples and item links on one day",
+        "recbole-kg", "RecBole <name>.kg + <name>.link alone (ml-100k): KG triples and item links on one day",
         (), recbole_kg.build,
     ),
     "ciao": Importer(
@@ -72,7 +78,9 @@ def import_dataset(
         raise ImportOptionError(f"--split: {format_name} has no split {split!r}; it knows {known}")
     if not folder.is_dir():
         raise ImportOptionError(f"no dataset folder {folder}")
-    frames = importer.build(folder, ImportRequest(day=day, split=split, seed=seed))
-    if all(frame.is_empty() for frame in frames.values()):
+    built = importer.build(folder, ImportRequest(day=day, split=split, seed=seed))
+    if not isinstance(built, Built):
+        built = Built(built)
+    if all(frame.is_empty() for frame in built.frames.values()):
         raise DatasetFormatError(folder, None, f"no rows to land: the {format_name} files hold none")
-    return write_landing(landing, format_name, frames)
+    return write_landing(landing, format_name, built.frames, built.notes)

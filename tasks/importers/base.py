@@ -1,8 +1,9 @@
 """What every importer shares: strict readers that name the file and line of anything unexpected, the day layout
 of a split, and the writer that lands one Parquet file per (source, day).
 
-An importer is a plain function ``build(folder, request) -> {source: frame}``. Each frame holds the landing
-contract's columns plus ``ds``, the day the row lands on; :func:`write_landing` does the rest.
+An importer is a plain function ``build(folder, request) -> {source: frame}`` (or a :class:`Built`, when it has
+something to say about how it read the files). Each frame holds the landing contract's columns plus ``ds``, the
+day the row lands on; :func:`write_landing` does the rest.
 """
 
 from __future__ import annotations
@@ -51,7 +52,16 @@ class ImportRequest:
     seed: int | None = None
 
 
-Build = Callable[[Path, ImportRequest], dict[str, pl.DataFrame]]
+@dataclass(frozen=True)
+class Built:
+    """What an importer read: the frames to land and ``notes``, sentences a person should read in the summary
+    (an ID list that was absent, a file that was present and not landed)."""
+
+    frames: dict[str, pl.DataFrame]
+    notes: tuple[str, ...] = ()
+
+
+Build = Callable[[Path, ImportRequest], "dict[str, pl.DataFrame] | Built"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class ImportSummary:
     rows: dict[str, int]
     days: list[date]
     files: list[Path]
+    notes: tuple[str, ...] = ()  # what the importer says about how it read the files, one sentence each
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -131,7 +142,7 @@ def read_lines(path: Path) -> pl.DataFrame:
     return pl.DataFrame({"line": pl.int_range(1, len(lines) + 1, eager=True, dtype=pl.Int64), "text": lines})
 
 
-def _shown(text: str) -> str:
+def shown(text: str) -> str:
     return repr(text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "...")
 
 
@@ -139,7 +150,7 @@ def take_header(lines: pl.DataFrame, path: Path, expected: str) -> pl.DataFrame:
     """Check that line 1 is exactly ``expected`` and return the lines after it."""
     if lines.is_empty() or lines["text"][0] != expected:
         found = lines["text"][0] if not lines.is_empty() else ""
-        raise DatasetFormatError(path, 1, f"expected the header {expected!r}, found {_shown(found)}")
+        raise DatasetFormatError(path, 1, f"expected the header {expected!r}, found {shown(found)}")
     return lines.slice(1)
 
 
@@ -152,7 +163,7 @@ def split_fields(lines: pl.DataFrame, path: Path, fields: tuple[str, ...], separ
         name = {"\t": "tab", " ": "space"}.get(separator, repr(separator))
         raise DatasetFormatError(
             path, line, f"expected {len(fields)} {name}-separated fields ({', '.join(fields)}), "
-            f"found {len(found)}: {_shown(text)}",
+            f"found {len(found)}: {shown(text)}",
         )  # fmt: skip
     return parts.select("line", *(pl.col("parts").list.get(k).alias(field) for k, field in enumerate(fields)))
 
@@ -175,7 +186,7 @@ def _require(frame: pl.DataFrame, path: Path, fields: tuple[str, ...], valid: Ca
         return
     verdicts = bad.select(valid(field).fill_null(False).alias(field) for field in fields).row(0, named=True)
     field = next(f for f in fields if not verdicts[f])
-    raise DatasetFormatError(path, bad["line"][0], f"{field} must be {what}, found {_shown(bad[field][0] or '')}")
+    raise DatasetFormatError(path, bad["line"][0], f"{field} must be {what}, found {shown(bad[field][0] or '')}")
 
 
 def read_table(path: Path, fields: tuple[str, ...], *, separator: str = "\t", header: str | None = None,
@@ -228,7 +239,9 @@ def midnight_of_partition() -> pl.Expr:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def write_landing(landing: Path, format_name: str, frames: dict[str, pl.DataFrame]) -> ImportSummary:
+def write_landing(
+    landing: Path, format_name: str, frames: dict[str, pl.DataFrame], notes: tuple[str, ...] = ()
+) -> ImportSummary:
     """Land each frame as ``<landing>/<source>/ds=<day>/<format_name>.parquet``, one file per (source, day).
 
     A partition written here is replaced whole (whatever it held before is removed); no other partition is touched.
@@ -247,7 +260,7 @@ def write_landing(landing: Path, format_name: str, frames: dict[str, pl.DataFram
             files.append(path)
             days.add(day)
         rows[source] = frame.height
-    return ImportSummary(rows, sorted(days), files)
+    return ImportSummary(rows, sorted(days), files, notes)
 
 
 def _replace_partition(path: Path, rows: pl.DataFrame) -> None:
