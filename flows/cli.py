@@ -416,6 +416,8 @@ def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     days = f"{summary.days[0]}" if len(summary.days) == 1 else f"{summary.days[0]} .. {summary.days[-1]}"
     print(f"imported {args.format} {args.source} -> {args.landing}/: {rows}; {len(summary.days)} "
           f"day{'s' if len(summary.days) != 1 else ''} ({days})")
+    for note in summary.notes:
+        print(f"  note: {note}")
     return 0
 
 
