@@ -18,6 +18,7 @@ import torch
 
 from models.base import GraphData, Model, Recipe
 from models.biased_mf import BiasedMF
+from models.diffnet import DiffNet
 from models.lightgcn import LightGCN
 from models.mf import MatrixFactorization
 from models.popularity import Popularity
@@ -27,6 +28,7 @@ MODELS: dict[str, type[Model]] = {
     "mf": MatrixFactorization,
     "lightgcn": LightGCN,
     "biased-mf": BiasedMF,
+    "diffnet": DiffNet,
 }
 
 

@@ -124,6 +124,12 @@ def _lastfm_social_slice(target: Path) -> None:
         _head(source / name, target / name, 200)
 
 
+def _diffnet_slice(target: Path) -> None:
+    source = _dataset("diffnet-yelp")
+    for name in ("yelp.train.rating", "yelp.val.rating", "yelp.test.rating", "yelp.links"):
+        _head(source / name, target / name, 200)
+
+
 SLICES = {
     "lightgcn": _gowalla_slice,
     "movielens": _movielens_slice,
@@ -131,6 +137,7 @@ SLICES = {
     "ciao": _ciao_slice,
     "kgcn": _kgcn_slice,
     "lastfm-social": _lastfm_social_slice,
+    "diffnet": _diffnet_slice,
 }
 
 
