@@ -17,6 +17,8 @@ from typing import Any, Literal
 import torch
 
 from models.base import GraphData, Model, Recipe
+from models.biased_mf import BiasedMF
+from models.diffnet import DiffNet
 from models.lightgcn import LightGCN
 from models.mf import MatrixFactorization
 from models.popularity import Popularity
@@ -25,6 +27,8 @@ MODELS: dict[str, type[Model]] = {
     "pop": Popularity,
     "mf": MatrixFactorization,
     "lightgcn": LightGCN,
+    "biased-mf": BiasedMF,
+    "diffnet": DiffNet,
 }
 
 

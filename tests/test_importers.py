@@ -136,6 +136,12 @@ def _recbole_files(target: Path) -> None:
     _write(target / "toy.item", "item_id:token\ttitle:token_seq", "i1\tA film")
 
 
+def _diffnet_slice(target: Path) -> None:
+    source = _dataset("diffnet-yelp")
+    for name in ("yelp.train.rating", "yelp.val.rating", "yelp.test.rating", "yelp.links"):
+        _head(source / name, target / name, 200)
+
+
 SLICES = {
     "lightgcn": _gowalla_slice,
     "recbole": _recbole_files,
@@ -144,6 +150,7 @@ SLICES = {
     "ciao": _ciao_slice,
     "kgcn": _kgcn_slice,
     "lastfm-social": _lastfm_social_slice,
+    "diffnet": _diffnet_slice,
 }
 
 

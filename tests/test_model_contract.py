@@ -23,6 +23,7 @@ CPU = torch.device("cpu")
 NAMES = list(MODELS)
 # How much better than popularity a model of each output kind must be on the planted world.
 RECALL_MARGIN = 1.5  # ranking: Recall@20 at least this many times popularity's
+RMSE_MARGIN = 0.8  # rating: RMSE at most this share of the global-mean predictor's
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -40,6 +41,7 @@ class World:
     graph: GraphData
     test_users: np.ndarray
     test_items: np.ndarray
+    test_ratings: np.ndarray
 
 
 @cache
@@ -69,8 +71,32 @@ def planted_world() -> World:
     for user in range(num_users):
         rows = np.flatnonzero(users == user)
         test[rows[: len(rows) // 5]] = True
-    graph = GraphData(num_users=num_users, num_items=num_items, train_users=users[~test], train_items=items[~test])
-    return World(graph, users[test], items[test])
+    ratings, social_src, social_dst = planted_ratings_and_friends(users, items, num_users, num_items, clusters, per_cluster)
+    graph = GraphData(
+        num_users=num_users, num_items=num_items, train_users=users[~test], train_items=items[~test],
+        train_ratings=ratings[~test], social_src=social_src, social_dst=social_dst,
+    )
+    return World(graph, users[test], items[test], ratings[test])
+
+
+def planted_ratings_and_friends(users, items, num_users, num_items, clusters, per_cluster):
+    """Ratings and social edges for the same world, from their own random stream (so the pairs above, and every
+    model that ignores ratings and friends, are unchanged): a rating is 4 inside the user's cluster and 2 outside,
+    plus a user and an item offset and noise, rounded into 1..5; each user follows about 5 others, 85% of them in
+    their own cluster (homophily)."""
+    rng = np.random.default_rng(55)
+    user_offset = rng.normal(0, 0.5, num_users)
+    item_offset = rng.normal(0, 0.5, num_items)
+    inside = (items // per_cluster) == (users % clusters)
+    raw = np.where(inside, 4.0, 2.0) + user_offset[users] + item_offset[items] + rng.normal(0, 0.3, len(users))
+    ratings = np.clip(np.rint(raw), 1, 5)
+    src = np.repeat(np.arange(num_users), rng.poisson(5, num_users))
+    same = rng.random(len(src)) < 0.85
+    members = rng.integers(0, num_users // clusters, len(src)) * clusters
+    dst = np.where(same, members + src % clusters, rng.integers(0, num_users, len(src)))
+    keep = src != dst
+    pairs = np.unique(np.stack([src[keep], dst[keep]]), axis=1)
+    return ratings, pairs[0], pairs[1]
 
 
 @cache
@@ -83,6 +109,15 @@ def recall_at_20(model: Model) -> float:
     world = planted_world()
     metrics = evaluate(model.scorer(), model.output, world.graph, world.test_users, world.test_items, ks=(20,))
     return next(m.value for m in metrics if m.protocol == "full" and m.name == "recall" and m.k == 20)
+
+
+def rmse(model: Model) -> float:
+    world = planted_world()
+    metrics = evaluate(
+        model.scorer(), model.output, world.graph, world.test_users, world.test_items, test_ratings=world.test_ratings,
+        ks=(20,),
+    )
+    return next(m.value for m in metrics if m.protocol == "rating" and m.name == "rmse")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -153,7 +188,13 @@ def test_it_beats_popularity_on_the_planted_world(name):
     assert popularity > 0.05  # popularity is a real signal here
     if model.output == "ranking":
         assert recall_at_20(model) > RECALL_MARGIN * popularity, (recall_at_20(model), popularity)
-    else:  # rating (RMSE) and logit (AUC) models come with the model issues
+    elif model.output == "rating":
+        # Popularity predicts no rating: the rating baseline is the global mean of the training ratings.
+        world = planted_world()
+        baseline = float(np.sqrt(((world.test_ratings - np.nanmean(world.graph.train_ratings)) ** 2).mean()))
+        ours = rmse(model)
+        assert ours < RMSE_MARGIN * baseline, (ours, baseline)
+    else:  # logit (AUC) models come with the model issues
         pytest.fail(f"no margin defined for {model.output} models yet")
 
 
@@ -164,6 +205,19 @@ def test_build_model_refuses_an_input_the_day_lacks():
     MODELS["needs-social"] = NeedsSocial
     try:
         with pytest.raises(ValueError, match="model 'needs-social' needs social data"):
-            build_model("needs-social", planted_world().graph, None, CPU)
+            build_model("needs-social", without_friends(planted_world().graph), None, CPU)
     finally:
         del MODELS["needs-social"]
+
+
+def without_friends(graph: GraphData) -> GraphData:
+    return dataclasses.replace(graph, social_src=np.empty(0, np.int64), social_dst=np.empty(0, np.int64))
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if MODELS[n].needs - {"interactions"}])
+def test_a_model_refuses_a_day_without_an_input_it_needs(name):
+    graph = planted_world().graph
+    for missing, day in (("social", without_friends(graph)), ("ratings", dataclasses.replace(graph, train_ratings=None))):
+        if missing in MODELS[name].needs:
+            with pytest.raises(ValueError, match=f"model '{name}' needs {missing} data, which the landing data"):
+                build_model(name, day, None, CPU)

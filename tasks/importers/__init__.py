@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from tasks.importers import ciao, kgcn, lastfm_social, lightgcn, movielens, recbole, recbole_kg
+from tasks.importers import ciao, diffnet, kgcn, lastfm_social, lightgcn, movielens, recbole, recbole_kg
 from tasks.importers.base import (
     Built,
     DEFAULT_SEED,
@@ -57,6 +57,10 @@ IMPORTERS: dict[str, Importer] = {
     "lastfm-social": Importer(
         "lastfm-social", "LightGCN-PyTorch Last.FM data1.txt + test1.txt + trustnetwork.txt: train D-1, test D",
         (), lastfm_social.build,
+    ),
+    "diffnet": Importer(
+        "diffnet", "DiffNet Yelp yelp.{train,val,test}.rating + yelp.links: train + links D-2, val D-1, test D",
+        (), diffnet.build,
     ),
 }  # fmt: skip
 

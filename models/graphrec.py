@@ -1,0 +1,362 @@
+"""GraphRec (Fan et al., "Graph Neural Networks for Social Recommendation", WWW 2019) and GraphRec+ (Fan et al.,
+"A Graph Neural Network Framework for Social Recommendations", TKDE 2020: GraphRec plus an item-item graph).
+
+Notation as in the paper: ``p_i`` user embeddings, ``q_j`` item embeddings, ``e_r`` opinion (rating) embeddings.
+
+User modelling (section 2.3):
+
+- item aggregation: ``x_ia = g_v([q_a (+) e_r])`` (an MLP), attention ``a_ia = softmax_a(w2 . relu(W1 [x_ia (+)
+  p_i] + b1) + b2)`` over the items ``C(i)`` user ``i`` rated, ``h_i^I = relu(W [sum_a a_ia x_ia] + b)``;
+- social aggregation: ``h_i^S = relu(W [sum_o b_io h_o^I] + b)`` over the users ``N(i)`` that ``i`` follows, with
+  attention ``b_io`` on ``[h_o^I (+) p_i]`` (the neighbours' *item-space* factors, as the paper and the tutorial
+  write it; the released code takes their raw embeddings instead, for speed);
+- ``h_i = MLP([h_i^I (+) h_i^S])`` (``combine_layers`` ReLU layers).
+
+Item modelling (section 2.4): ``f_jt = g_u([p_t (+) e_r])``, attention ``m_jt`` on ``[f_jt (+) q_j]`` over the users
+``B(j)`` who rated ``j``, ``z_j = relu(W [sum_t m_jt f_jt] + b)``. GraphRec+ also aggregates item ``j``'s item-item
+neighbours' user-space factors ``z_k`` with attention on ``[z_k (+) q_j]`` (the item-side mirror of the social
+aggregation) and combines the two as the user side does.
+
+Rating prediction (section 2.5): ``g_1 = [h_i (+) z_j]``, ReLU layers of widths ``d`` and ``d/4`` (at least 8) with
+dropout, then ``r'_ij = w . g + b``. Squared error; dropout ``dropout`` (0.5, the released code's) after the hidden
+layers of the attention networks and of the rating MLP.
+
+Neighbourhoods are CSR index tensors; a batch gathers its nodes' neighbour rows at once and normalises attention
+with a segment softmax (``scatter_reduce`` max, ``index_add`` sum): no Python loop over users or items. By
+default every rated item, rater and followee counts (the paper's behaviour); ``history_cap`` keeps a seeded random
+sample of at most that many per node, drawn once when the model is built (a public re-implementation truncated
+histories to 30 items silently and never reached the paper).
+
+A rating is an opinion level ``round(r)`` in 0..5 (the landing contract's scale), embedded as level ``r + 1``;
+interactions without a rating (a view, a click) take level 0, so they still shape the neighbourhoods.
+
+Publishing: the scorer computes every ``h_i`` and ``z_j`` once, splits the first rating layer into its user and
+item halves (``W1 [h (+) z] = W1u h + W1v z``, two tables), and evaluates only the remaining small layers per pair,
+under the pair budget of :class:`models.base.PairScorer`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.base import DEFAULT_PAIR_BUDGET, GraphData, Input, Model, PairScorer, RatingBatch, Recipe
+from models.biased_mf import rating_mean
+
+NUM_LEVELS = 7  # 0: no rating; 1..6: the ratings 0..5
+HISTORY_SEED = 13  # the seed of the history_cap sample
+
+
+@dataclass(frozen=True)
+class GraphRecConfig:
+    """``embedding_dim`` 64 (the paper's best); ``dropout`` 0.5; ``combine_layers`` 2 (the MLP over [h^I, h^S]);
+    ``history_cap`` 0 = every neighbour (the paper). GraphRec+ only: the item-item graph keeps for each item its
+    ``item_neighbours`` (10) most co-interacted items with at least ``co_interactions`` (2) common users."""
+
+    embedding_dim: int = 64
+    dropout: float = 0.5
+    combine_layers: int = 2
+    history_cap: int = 0
+    item_neighbours: int = 10
+    co_interactions: int = 2
+    init_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.embedding_dim < 1 or not 0 <= self.dropout < 1 or self.combine_layers < 1 or self.init_std <= 0:
+            raise ValueError("embedding_dim and combine_layers must be >= 1, dropout in [0, 1), init_std > 0")
+        if self.history_cap < 0 or self.item_neighbours < 1 or self.co_interactions < 1:
+            raise ValueError("history_cap must be >= 0 (0: no cap), item_neighbours and co_interactions >= 1")
+
+
+# --- Neighbourhoods as CSR index arrays -------------------------------------------------------------------------
+
+
+def csr_lists(rows: np.ndarray, cols: np.ndarray, num_rows: int, extra: np.ndarray | None = None,
+              cap: int = 0, seed: int = HISTORY_SEED) -> tuple[np.ndarray, ...]:
+    """``(ptr, cols[, extra])`` of the neighbour lists ``rows -> cols`` sorted by row then column; with ``cap``, a
+    seeded random sample of at most ``cap`` entries per row."""
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    order = np.lexsort((cols, rows))
+    if cap:
+        keys = np.random.default_rng(seed).random(len(rows))
+        order = np.lexsort((keys, rows))
+        start = np.searchsorted(rows[order], rows[order], side="left")
+        order = order[np.arange(len(order)) - start < cap]
+        order = order[np.lexsort((cols[order], rows[order]))]
+    degree = np.bincount(rows[order], minlength=num_rows)
+    ptr = np.concatenate([[0], np.cumsum(degree)]).astype(np.int64)
+    out = (ptr, cols[order])
+    return out + ((np.asarray(extra)[order],) if extra is not None else ())
+
+
+def gather_rows(ptr: torch.Tensor, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ``nodes`` (``B``), the positions of their CSR entries and, for each entry, its node's place in ``nodes``."""
+    starts, counts = ptr[nodes], ptr[nodes + 1] - ptr[nodes]
+    segment = torch.repeat_interleave(torch.arange(len(nodes), device=ptr.device), counts)
+    first = torch.cumsum(counts, 0) - counts
+    positions = starts[segment] + torch.arange(len(segment), device=ptr.device) - first[segment]
+    return positions, segment
+
+
+def segment_softmax(scores: torch.Tensor, segment: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """Softmax of ``scores`` within each segment (``segment[e]`` names the segment of entry ``e``)."""
+    top = torch.full((num_segments,), float("-inf"), device=scores.device, dtype=scores.dtype)
+    top = top.scatter_reduce(0, segment, scores, reduce="amax", include_self=True)
+    weights = torch.exp(scores - top[segment])
+    total = torch.zeros(num_segments, device=scores.device, dtype=scores.dtype).index_add(0, segment, weights)
+    return weights / total[segment]
+
+
+def segment_sum(values: torch.Tensor, segment: torch.Tensor, num_segments: int) -> torch.Tensor:
+    return torch.zeros(num_segments, values.shape[1], device=values.device, dtype=values.dtype).index_add(0, segment, values)
+
+
+def item_item_graph(users: np.ndarray, items: np.ndarray, num_users: int, num_items: int, top_n: int,
+                    threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(src, dst)``: each item's ``top_n`` items by number of common users (ties by index), counts >= threshold."""
+    pairs = np.unique(np.stack([np.asarray(users, np.int64), np.asarray(items, np.int64)]), axis=1)
+    r = sp.csr_matrix((np.ones(pairs.shape[1], np.float32), (pairs[0], pairs[1])), shape=(num_users, num_items))
+    co = (r.T @ r).tocoo()
+    keep = (co.row != co.col) & (co.data >= threshold)
+    src, dst, count = co.row[keep].astype(np.int64), co.col[keep].astype(np.int64), co.data[keep]
+    order = np.lexsort((dst, -count, src))
+    src, dst = src[order], dst[order]
+    rank = np.arange(len(src)) - np.searchsorted(src, src, side="left")
+    return src[rank < top_n], dst[rank < top_n]
+
+
+# --- Building blocks --------------------------------------------------------------------------------------------
+
+
+class Attention(nn.Module):
+    """The paper's two-layer attention network: ``w2 . dropout(relu(W1 [x (+) target] + b1)) + b2``."""
+
+    def __init__(self, d: int, dropout: float) -> None:
+        super().__init__()
+        self.hidden, self.out, self.dropout = nn.Linear(2 * d, d), nn.Linear(d, 1), dropout
+
+    def forward(self, messages: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        hidden = F.dropout(torch.relu(self.hidden(torch.cat([messages, targets], dim=1))), self.dropout, self.training)
+        return self.out(hidden).squeeze(1)
+
+
+class Aggregator(nn.Module):
+    """``relu(W [sum_e softmax_e(att(m_e, target)) m_e] + b)`` over each node's neighbour messages ``m_e``."""
+
+    def __init__(self, d: int, dropout: float) -> None:
+        super().__init__()
+        self.attention, self.linear = Attention(d, dropout), nn.Linear(d, d)
+
+    def forward(self, messages, segment, targets, num_nodes) -> torch.Tensor:
+        if len(messages):
+            alpha = segment_softmax(self.attention(messages, targets[segment]), segment, num_nodes)
+            pooled = segment_sum(alpha.unsqueeze(1) * messages, segment, num_nodes)
+        else:
+            pooled = targets.new_zeros(num_nodes, targets.shape[1])
+        return torch.relu(self.linear(pooled))
+
+
+def mlp(widths: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class GraphRecScorer(PairScorer):
+    """Scores pairs from per-user and per-item factor functions (each maps node indices to factors); the first
+    rating layer's halves are applied per node, the remaining layers per pair, in chunks of the pair budget."""
+
+    def __init__(self, model: GraphRec, user_part, item_part, pair_budget: int = DEFAULT_PAIR_BUDGET) -> None:
+        super().__init__(pair_budget)
+        self.model, self.user_part, self.item_part = model, user_part, item_part
+
+    def score_pair_chunk(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        unique_users, user_at = torch.unique(users, return_inverse=True)
+        unique_items, item_at = torch.unique(items, return_inverse=True)
+        first = self.user_part(unique_users)[user_at] + self.item_part(unique_items)[item_at]
+        return self.model.predict_from_first_layer(first)
+
+
+class GraphRec(Model):
+    """GraphRec: attention over rated items, social neighbours and raters; rating by an MLP; squared error."""
+
+    name: ClassVar[str] = "graphrec"
+    summary: ClassVar[str] = "GraphRec (Fan et al., WWW 2019): attentive social and opinion aggregation, ratings"
+    needs: ClassVar[frozenset[Input]] = frozenset({Input.INTERACTIONS, Input.RATINGS, Input.SOCIAL})
+    output: ClassVar[str] = "rating"
+    batches: ClassVar[tuple[type, ...]] = (RatingBatch,)
+    Config: ClassVar[type] = GraphRecConfig
+    item_graph: ClassVar[bool] = False
+    # The released code's schedule (batch 128, learning rate 0.001; Adam here, RMSprop there), no L2 (dropout
+    # regularises); model selection on the RMSE of 5% of the training ratings (at most 5000), never the test day.
+    recipe: ClassVar[Recipe] = Recipe(
+        epochs=30, batch_size=128, learning_rate=0.001, l2=0.0, min_steps_per_epoch=20,
+        validation_share=0.05, validation_max_pairs=5000, patience=3, eval_every=1,
+    )
+
+    def __init__(self, num_users: int, num_items: int, config: GraphRecConfig = GraphRecConfig(), *,
+                 graph: dict[str, torch.Tensor], mean: float = 0.0) -> None:
+        super().__init__()
+        self.config = config
+        self.num_users, self.num_items = num_users, num_items
+        for key, value in graph.items():
+            self.register_buffer(key, value)
+        d, p = config.embedding_dim, config.dropout
+        self.user_embedding = nn.Embedding(num_users, d)
+        self.item_embedding = nn.Embedding(num_items, d)
+        self.opinion_embedding = nn.Embedding(NUM_LEVELS, d)
+        for table in (self.user_embedding, self.item_embedding, self.opinion_embedding):
+            nn.init.normal_(table.weight, std=config.init_std)
+        self.g_v, self.g_u = mlp([2 * d, d, d]), mlp([2 * d, d, d])  # opinion-aware interaction vectors
+        self.item_aggregation, self.social_aggregation = Aggregator(d, p), Aggregator(d, p)
+        self.user_combine = mlp([2 * d] + [d] * config.combine_layers)
+        self.user_aggregation = Aggregator(d, p)
+        if self.item_graph:
+            self.item_item_aggregation = Aggregator(d, p)
+            self.item_combine = mlp([2 * d] + [d] * config.combine_layers)
+        hidden = max(8, d // 4)
+        self.rating_first = nn.Linear(2 * d, d)
+        self.rating_hidden = nn.Linear(d, hidden)
+        self.rating_out = nn.Linear(hidden, 1)
+        nn.init.constant_(self.rating_out.bias, float(mean))
+
+    # -- construction --
+
+    @classmethod
+    def from_graph(cls, graph: GraphData, config: GraphRecConfig, device: torch.device) -> GraphRec:
+        return cls(graph.num_users, graph.num_items, config, graph=cls.neighbourhoods(graph, config),
+                   mean=rating_mean(graph)).to(device)
+
+    @classmethod
+    def neighbourhoods(cls, graph: GraphData, config: GraphRecConfig) -> dict[str, torch.Tensor]:
+        ratings = graph.train_ratings if graph.train_ratings is not None else np.full(len(graph.train_users), np.nan)
+        levels = np.where(np.isnan(ratings), 0, np.clip(np.rint(np.nan_to_num(ratings)), 0, 5) + 1).astype(np.int64)
+        cap = config.history_cap
+        arrays = {}
+        arrays["user_ptr"], arrays["user_items"], arrays["user_levels"] = csr_lists(
+            graph.train_users, graph.train_items, graph.num_users, levels, cap)
+        arrays["item_ptr"], arrays["item_users"], arrays["item_levels"] = csr_lists(
+            graph.train_items, graph.train_users, graph.num_items, levels, cap)
+        arrays["social_ptr"], arrays["social_users"] = csr_lists(graph.social_src, graph.social_dst, graph.num_users, cap=cap)
+        if cls.item_graph:
+            src, dst = item_item_graph(graph.train_users, graph.train_items, graph.num_users, graph.num_items,
+                                       config.item_neighbours, config.co_interactions)
+            arrays["related_ptr"], arrays["related_items"] = csr_lists(src, dst, graph.num_items)
+        return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in arrays.items()}
+
+    @classmethod
+    def from_state(cls, sizes, config, state, device) -> GraphRec:
+        keys = ("user_ptr", "user_items", "user_levels", "item_ptr", "item_users", "item_levels", "social_ptr",
+                "social_users") + (("related_ptr", "related_items") if cls.item_graph else ())
+        model = cls(**sizes, config=config, graph={key: state[key] for key in keys})
+        model.load_state_dict(state)
+        return model.to(device)
+
+    def sizes(self) -> dict[str, int]:
+        return {"num_users": self.num_users, "num_items": self.num_items}
+
+    # -- user modelling --
+
+    def item_space(self, users: torch.Tensor) -> torch.Tensor:
+        """``h^I`` of ``users``: attention over their rated items' opinion-aware vectors."""
+        positions, segment = gather_rows(self.user_ptr, users)
+        items, levels = self.user_items[positions], self.user_levels[positions]
+        x = self.g_v(torch.cat([self.item_embedding(items), self.opinion_embedding(levels)], dim=1))
+        return self.item_aggregation(x, segment, self.user_embedding(users), len(users))
+
+    def user_factors(self, users: torch.Tensor, item_space=None) -> torch.Tensor:
+        """``h`` of ``users``; ``item_space`` (a function of user indices) supplies ``h^I`` when precomputed."""
+        item_space = item_space or self.item_space
+        positions, segment = gather_rows(self.social_ptr, users)
+        friends = self.social_users[positions]
+        needed, at = torch.unique(torch.cat([users, friends]), return_inverse=True)
+        h_item = item_space(needed)
+        own, theirs = h_item[at[: len(users)]], h_item[at[len(users) :]]
+        h_social = self.social_aggregation(theirs, segment, self.user_embedding(users), len(users))
+        return self.user_combine(torch.cat([own, h_social], dim=1))
+
+    # -- item modelling --
+
+    def user_space(self, items: torch.Tensor) -> torch.Tensor:
+        """``z`` (GraphRec+: ``z^U``) of ``items``: attention over their raters' opinion-aware vectors."""
+        positions, segment = gather_rows(self.item_ptr, items)
+        users, levels = self.item_users[positions], self.item_levels[positions]
+        f = self.g_u(torch.cat([self.user_embedding(users), self.opinion_embedding(levels)], dim=1))
+        return self.user_aggregation(f, segment, self.item_embedding(items), len(items))
+
+    def item_factors(self, items: torch.Tensor, user_space=None) -> torch.Tensor:
+        user_space = user_space or self.user_space
+        if not self.item_graph:
+            return user_space(items)
+        positions, segment = gather_rows(self.related_ptr, items)
+        related = self.related_items[positions]
+        needed, at = torch.unique(torch.cat([items, related]), return_inverse=True)
+        z_user = user_space(needed)
+        own, theirs = z_user[at[: len(items)]], z_user[at[len(items) :]]
+        z_items = self.item_item_aggregation(theirs, segment, self.item_embedding(items), len(items))
+        return self.item_combine(torch.cat([own, z_items], dim=1))
+
+    # -- rating prediction --
+
+    def user_half(self, h: torch.Tensor) -> torch.Tensor:
+        d = self.config.embedding_dim
+        return h @ self.rating_first.weight[:, :d].T
+
+    def item_half(self, z: torch.Tensor) -> torch.Tensor:
+        d = self.config.embedding_dim
+        return z @ self.rating_first.weight[:, d:].T + self.rating_first.bias
+
+    def predict_from_first_layer(self, first: torch.Tensor) -> torch.Tensor:
+        """The rating from ``W1u h + W1v z + b1`` (the first layer before its ReLU)."""
+        p = self.config.dropout
+        hidden = F.dropout(torch.relu(first), p, self.training)
+        hidden = F.dropout(torch.relu(self.rating_hidden(hidden)), p, self.training)
+        return self.rating_out(hidden).squeeze(-1)
+
+    def encode(self) -> GraphRecScorer:
+        """A scorer that computes the factors of each chunk's users and items on demand (training: a batch's)."""
+        return GraphRecScorer(self, lambda users: self.user_half(self.user_factors(users)),
+                              lambda items: self.item_half(self.item_factors(items)))
+
+    def scorer(self) -> GraphRecScorer:
+        """Every user's and item's first-layer half, computed once in chunks; pairs then cost the small layers."""
+        with torch.no_grad():
+            item_space = _table(self.item_space, self.num_users, self.user_ptr.device)
+            user_space = _table(self.user_space, self.num_items, self.user_ptr.device)
+            users = _table(lambda u: self.user_half(self.user_factors(u, lambda v: item_space[v])), self.num_users,
+                           self.user_ptr.device)
+            items = _table(lambda i: self.item_half(self.item_factors(i, lambda v: user_space[v])), self.num_items,
+                           self.user_ptr.device)
+        return GraphRecScorer(self, lambda u: users[u], lambda i: items[i])
+
+    def loss(self, batch: RatingBatch, encoded: GraphRecScorer, recipe: Recipe) -> torch.Tensor:
+        predicted = encoded.score_pair_chunk(batch.users, batch.items)
+        error = (predicted - batch.ratings).pow(2).mean()
+        if recipe.l2:
+            error = error + recipe.l2 * (
+                self.user_embedding(batch.users).pow(2).sum(-1) + self.item_embedding(batch.items).pow(2).sum(-1)
+            ).mean()
+        return error
+
+
+def _table(function, count: int, device: torch.device, chunk: int = 4096) -> torch.Tensor:
+    """``function`` over the node indices ``0..count-1``, in chunks, as one table."""
+    nodes = torch.arange(count, device=device)
+    return torch.cat([function(nodes[start : start + chunk]) for start in range(0, count, chunk)])
+
+
+class GraphRecPlus(GraphRec):
+    """GraphRec+: GraphRec whose item factor also aggregates, with attention, the user-space factors of the item's
+    top co-interacted items (an item-item graph built from the day's interactions)."""
+
+    name: ClassVar[str] = "graphrec-plus"
+    summary: ClassVar[str] = "GraphRec+ (Fan et al., TKDE 2020): GraphRec plus an item-item co-interaction graph"
+    item_graph: ClassVar[bool] = True
