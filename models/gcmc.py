@@ -42,6 +42,8 @@ from models.base import DEFAULT_PAIR_BUDGET, GraphData, Input, Model, PairScorer
 
 # Ratings finer than this many distinct values are rounded to halves (levels are edge types, not a continuum).
 MAX_LEVELS = 10
+# The most logits (cells x (levels + basis)) the loss computes densely over the whole rating matrix.
+DENSE_LOSS_BUDGET = 1 << 25
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,18 @@ class GCMCScorer(PairScorer):
         self.user_vectors, self.item_vectors = users, items
         self.basis, self.coefficients, self.levels = basis, coefficients, levels
         self.grid_budget = pair_budget
+        self._projected: torch.Tensor | None = None
+
+    def projected_users(self) -> torch.Tensor:
+        """``u^T P_s`` for every user and basis matrix (``U x S x d``), computed once per scorer: far cheaper than
+        per pair when a batch holds more pairs than there are users."""
+        if self._projected is None:
+            self._projected = torch.einsum("nd,sde->nse", self.user_vectors, self.basis)
+        return self._projected
 
     def logits(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """``u^T Q_r v`` for the pairs ``(users[j], items[j])``: ``len x R``."""
-        projected = torch.einsum("nd,sde->nse", self.user_vectors[users], self.basis)
-        per_basis = (projected * self.item_vectors[items].unsqueeze(1)).sum(dim=-1)
+        per_basis = (self.projected_users()[users] * self.item_vectors[items].unsqueeze(1)).sum(dim=-1)
         return per_basis @ self.coefficients.T
 
     def score_pair_chunk(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -110,7 +119,7 @@ class GCMCScorer(PairScorer):
         rows = max(1, self.grid_budget // width)
         parts = []
         for start in range(0, len(users), rows):
-            projected = torch.einsum("nd,sde->nse", self.user_vectors[users[start : start + rows]], self.basis)
+            projected = self.projected_users()[users[start : start + rows]]
             per_basis = torch.einsum("nse,ie->nis", projected, item_vectors)
             parts.append(torch.softmax(per_basis @ self.coefficients.T, dim=-1) @ self.levels)
         return torch.cat(parts) if parts else torch.empty(0, len(item_vectors), device=item_vectors.device)
@@ -227,8 +236,18 @@ class GCMC(Model):
         return GCMCScorer(users, items, self.basis, self.coefficients, self.levels)
 
     def loss(self, batch: RatingBatch, encoded: GCMCScorer, recipe: Recipe) -> torch.Tensor:
-        logits = encoded.logits(batch.users, batch.items)
-        loss = F.cross_entropy(logits, nearest_level(batch.ratings, self.levels))
+        targets = nearest_level(batch.ratings, self.levels)
+        cells = self.num_users * self.num_items
+        dense_cost = cells * (self.num_levels + self.config.num_basis)
+        pair_cost = len(batch.users) * (self.config.num_basis + 1) * self.config.embedding_dim
+        if dense_cost <= min(DENSE_LOSS_BUDGET, pair_cost):
+            # A batch covering a good share of a small rating matrix: u^T P_s v for every cell by one matrix product,
+            # then only the batch's cells. Cheaper than gathering d-wide vectors per pair.
+            per_basis = torch.einsum("use,ie->sui", encoded.projected_users(), encoded.item_vectors)
+            chosen = per_basis.reshape(per_basis.shape[0], cells)[:, batch.users * self.num_items + batch.items]
+            loss = F.cross_entropy((encoded.coefficients @ chosen).T, targets)
+        else:
+            loss = F.cross_entropy(encoded.logits(batch.users, batch.items), targets)
         if recipe.l2:
             vectors = torch.cat([encoded.user_vectors[batch.users], encoded.item_vectors[batch.items]], dim=1)
             loss = loss + recipe.l2 * vectors.pow(2).sum(dim=1).mean() / 2
