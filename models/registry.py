@@ -20,6 +20,7 @@ from models.base import GraphData, Model, Recipe
 from models.gcmc import GCMC
 from models.lightgcn import LightGCN
 from models.mf import MatrixFactorization
+from models.ngcf import NGCF
 from models.popularity import Popularity
 
 MODELS: dict[str, type[Model]] = {
@@ -27,6 +28,7 @@ MODELS: dict[str, type[Model]] = {
     "mf": MatrixFactorization,
     "lightgcn": LightGCN,
     "gcmc": GCMC,
+    "ngcf": NGCF,
 }
 
 
