@@ -21,6 +21,7 @@ from models.gcmc import GCMC
 from models.lightgcn import LightGCN
 from models.mf import MatrixFactorization
 from models.ngcf import NGCF
+from models.pinsage import PinSage
 from models.popularity import Popularity
 
 MODELS: dict[str, type[Model]] = {
@@ -29,6 +30,7 @@ MODELS: dict[str, type[Model]] = {
     "lightgcn": LightGCN,
     "gcmc": GCMC,
     "ngcf": NGCF,
+    "pinsage": PinSage,
 }
 
 
