@@ -251,7 +251,8 @@ def test_epochs_0_for_a_model_that_trains_is_refused(model, landing, tmp_path, c
 
 
 def test_untrained_models_are_exactly_those_without_parameters():
-    graph = GraphData(num_users=3, num_items=3, train_users=np.array([0, 1, 2]), train_items=np.array([1, 2, 0]))
+    graph = GraphData(num_users=3, num_items=3, train_users=np.array([0, 1, 2]), train_items=np.array([1, 2, 0]),
+                      train_ratings=np.array([4.0, 3.0, 5.0]))  # rating models (GC-MC) need ratings to be built
     trainable = {name for name in MODELS if is_trainable(build_model(name, graph, ModelHyperparameters(), torch.device("cpu")))}
     assert set(MODELS) - trainable == UNTRAINED_MODELS
     DailyParams(model="pop", epochs=0)
