@@ -19,8 +19,11 @@ import torch
 from models.base import GraphData, Model, Recipe
 from models.biased_mf import BiasedMF
 from models.diffnet import DiffNet
+from models.gcmc import GCMC
 from models.lightgcn import LightGCN
 from models.mf import MatrixFactorization
+from models.ngcf import NGCF
+from models.pinsage import PinSage
 from models.popularity import Popularity
 
 MODELS: dict[str, type[Model]] = {
@@ -29,6 +32,9 @@ MODELS: dict[str, type[Model]] = {
     "lightgcn": LightGCN,
     "biased-mf": BiasedMF,
     "diffnet": DiffNet,
+    "gcmc": GCMC,
+    "ngcf": NGCF,
+    "pinsage": PinSage,
 }
 
 

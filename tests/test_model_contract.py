@@ -48,7 +48,9 @@ class World:
 def planted_world() -> World:
     """400 users in 8 taste clusters of 30 items each (240 items); each user has 12-30 interactions, 85% inside
     their cluster, the rest anywhere, every draw skewed towards popular items. A fifth of each user's pairs is the
-    test set."""
+    test set. Every pair carries a 1-5 rating (drawn after the pairs, so the pairs do not depend on it): about 4
+    inside the user's cluster and 2 outside, plus an item quality and noise, for the models that learn from
+    ratings."""
     rng = np.random.default_rng(5)
     num_users, clusters, per_cluster = 400, 8, 30
     num_items = clusters * per_cluster
