@@ -56,8 +56,8 @@ def main() -> None:
     configure_prefect_environment(BENCH_DIR.parent)
 
     from flows.params import DailyParams
-    from tasks import snapshot
-    from tasks.demo import generate_demo_world
+    from tasks.graph import snapshot
+    from tasks.data.demo import generate_demo_world
 
     reads: list[date] = []
     read_history = snapshot.load_interaction_pairs

@@ -98,7 +98,7 @@ def paper_figures(dataset: str, model: str) -> dict[tuple[str, int | None], tupl
 def reproduce(name: str, case: Case, work: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     from flows.daily import daily_recommendations
     from flows.params import DailyParams
-    from tasks.importers import import_dataset
+    from tasks.data.importers import import_dataset
 
     landing, db = work / "landing", work / "gnnrec.duckdb"
     shutil.rmtree(work, ignore_errors=True)

@@ -24,11 +24,11 @@ from bench.common import SHARED_DATA, peak_rss_mib, print_table, write_results  
 from bench.reproduce import CASES  # noqa: E402
 from models.registry import resolve_config, resolve_recipe  # noqa: E402
 from tasks import steps  # noqa: E402
-from tasks.db import connect  # noqa: E402
-from tasks.evaluate import evaluate_holdout  # noqa: E402
-from tasks.graph import catalog_sizes, load_graph, load_holdout, unavailable_items  # noqa: E402
-from tasks.importers import import_dataset  # noqa: E402
-from tasks.train import EpochProgress, fit  # noqa: E402
+from tasks.ops.db import connect  # noqa: E402
+from tasks.learn.evaluate import evaluate_holdout  # noqa: E402
+from tasks.graph.ids import catalog_sizes, load_graph, load_holdout, unavailable_items  # noqa: E402
+from tasks.data.importers import import_dataset  # noqa: E402
+from tasks.learn.train import EpochProgress, fit  # noqa: E402
 
 THRESHOLDS = (0.17, 0.18)
 

@@ -26,7 +26,7 @@ from bench.common import SHARED_DATA, load_adjacency_lines, peak_rss_mib, print_
 from models.adjacency import normalized_bipartite_adjacency, symmetric_propagate  # noqa: E402
 from models.base import GraphData, Recipe  # noqa: E402
 from models.lightgcn import LightGCN, LightGCNConfig  # noqa: E402
-from tasks.train import deterministic_kernels, train  # noqa: E402
+from tasks.learn.train import deterministic_kernels, train  # noqa: E402
 
 BATCH, LAYERS, DIM = 2048, 3, 64
 
@@ -50,7 +50,7 @@ def _ours_seconds(adjacency: torch.Tensor, users: np.ndarray, items: np.ndarray,
     chosen = np.random.default_rng(0).choice(len(users), size=batches * BATCH, replace=False)
     subset = GraphData(num_users, num_items, users[chosen], items[chosen])
     cpu = torch.device("cpu")
-    # The pipeline trains under torch's deterministic kernels (see tasks.train.fit), so the benchmark pays for them too.
+    # The pipeline trains under torch's deterministic kernels (see tasks.learn.train.fit), so the benchmark pays for them too.
     with deterministic_kernels(cpu):
         report = train(model, subset, Recipe(epochs=1, batch_size=BATCH, learning_rate=0.001, l2=1e-4, seed=0), cpu)
     return report.seconds / batches

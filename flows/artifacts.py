@@ -6,7 +6,7 @@ from datetime import date
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from tasks.curves import TrainingCurve, metrics_comparison, training_curve_markdown
+from tasks.learn.curves import TrainingCurve, metrics_comparison, training_curve_markdown
 
 
 def report_run(

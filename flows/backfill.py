@@ -16,10 +16,10 @@ from flows.daily import (
     DailyResult, check_data_contracts, find_pending_days, ingest_partition, process_day, run_parameters, validate_partition,
 )
 from flows.params import DailyParams, check_day_range, check_holdout_reach
-from tasks.backfill import PublishMode, backfill_plan, landed_inputs_digest
-from tasks.db import connect
-from tasks.lock import warehouse_lock
-from tasks.runs import completed_run_matching
+from tasks.ops.backfill import PublishMode, backfill_plan, landed_inputs_digest
+from tasks.ops.db import connect
+from tasks.ops.lock import warehouse_lock
+from tasks.ops.runs import completed_run_matching
 
 BACKFILL_FLOW = "backfill-recommendations"
 

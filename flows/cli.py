@@ -167,7 +167,7 @@ def _add_registry_options(parser: argparse.ArgumentParser) -> None:
 
 def _store(args: argparse.Namespace) -> Path:
     """The views file of the analysts' store the options name: --analytics (a folder or the file), else --db's."""
-    from tasks.analytics import default_store, views_file
+    from tasks.publish.analytics import default_store, views_file
 
     return views_file(args.analytics) if args.analytics is not None else default_store(args.db)
 
@@ -176,7 +176,7 @@ def _open_store(store: Path, parser: argparse.ArgumentParser):
     """A read-only session on the store; one that is missing or unreadable is one line and exit code 2."""
     import duckdb
 
-    from tasks.analytics import open_store
+    from tasks.publish.analytics import open_store
 
     if not store.is_file():
         parser.error(f"--analytics: no analysts' store at {store}; `gnnrec run` publishes one")
@@ -187,7 +187,7 @@ def _open_store(store: Path, parser: argparse.ArgumentParser):
 
 
 def _add_import_command(commands) -> None:
-    from tasks.importers import DEFAULT_SEED, IMPORTERS
+    from tasks.data.importers import DEFAULT_SEED, IMPORTERS
 
     formats = "".join(f"\n  {name:<14} {importer.description}" for name, importer in IMPORTERS.items())
     imports = commands.add_parser(
@@ -234,10 +234,10 @@ def _run_flow(flow: Any, params: Any, parser: argparse.ArgumentParser) -> Any:
     """Run a flow; a busy warehouse exits 3, an option the flow's own checks refuse exits 2, and bad landed data
     is one line on stderr and ``None`` (exit 1)."""
     from flows.params import OptionError
-    from tasks.db import WarehouseUnreadable
-    from tasks.ingest import LandingError
-    from tasks.lock import WarehouseBusy
-    from tasks.policy import DataContractError
+    from tasks.ops.db import WarehouseUnreadable
+    from tasks.data.ingest import LandingError
+    from tasks.ops.lock import WarehouseBusy
+    from tasks.data.policy import DataContractError
 
     try:
         return flow(params)
@@ -285,7 +285,7 @@ def _backfill(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _open_read_only(path: Path, option: str, parser: argparse.ArgumentParser):
     """A read-only connection; a file that is not a usable DuckDB database is one line and exit code 2."""
-    from tasks.db import WarehouseUnreadable, open_database
+    from tasks.ops.db import WarehouseUnreadable, open_database
 
     try:
         return open_database(path, read_only=True)
@@ -295,7 +295,7 @@ def _open_read_only(path: Path, option: str, parser: argparse.ArgumentParser):
 
 def _registry(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """A read-only connection to the run registry: the warehouse, or while a run holds it, the analysts' store."""
-    from tasks.lock import WarehouseBusy
+    from tasks.ops.lock import WarehouseBusy
 
     if not args.db.is_file():
         parser.error(f"--db: no warehouse at {args.db}; run `gnnrec run` first")
@@ -310,7 +310,7 @@ def _registry(args: argparse.Namespace, parser: argparse.ArgumentParser):
 
 
 def _runs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from tasks.runs import recent_runs
+    from tasks.ops.runs import recent_runs
 
     con, note = _registry(args, parser)
     with con:
@@ -322,7 +322,7 @@ def _runs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _show_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from flows.report import describe_run
-    from tasks.runs import find_runs
+    from tasks.ops.runs import find_runs
 
     con, note = _registry(args, parser)
     with con:
@@ -336,7 +336,7 @@ def _show_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _failpoints(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from tasks.failpoints import FAILPOINTS
+    from tasks.ops.failpoints import FAILPOINTS
 
     width = max(map(len, FAILPOINTS))
     for name, description in FAILPOINTS.items():
@@ -345,7 +345,7 @@ def _failpoints(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from tasks.demo import generate_demo_world
+    from tasks.data.demo import generate_demo_world
 
     try:
         summary = generate_demo_world(args.out, start=args.start, days=args.days, users=args.users, items=args.items, seed=args.seed)
@@ -362,7 +362,7 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     line on stderr and exit code 1, never a traceback."""
     import duckdb
 
-    from tasks.lock import WarehouseBusy
+    from tasks.ops.lock import WarehouseBusy
 
     if args.sql_file is None and not args.describe:
         parser.error("give a SQL file to run, or --describe")
@@ -386,7 +386,7 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         con = _open_store(_store(args), parser)
     with con:
         if args.describe:
-            from tasks.data_dictionary import describe
+            from tasks.publish.data_dictionary import describe
 
             print(describe(con), end="")
             if args.sql_file is None:
@@ -404,7 +404,7 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from tasks.importers import DatasetFormatError, ImportOptionError, import_dataset
+    from tasks.data.importers import DatasetFormatError, ImportOptionError, import_dataset
 
     if args.landing.exists() and not args.landing.is_dir():
         parser.error(f"--landing: {args.landing} is not a folder")

@@ -26,27 +26,27 @@ from flows.artifacts import report_run
 from flows.console import TrainingProgress
 from flows.params import DailyParams
 from tasks import steps
-from tasks.analytics import StoreSummary, publish_store, remove_dead_temporaries
-from tasks.checkpoints import prune_checkpoints
-from tasks.curves import TrainingCurve
-from tasks.failpoints import failpoint
-from tasks.db import connect
-from tasks.graph import CatalogSizes
-from tasks.ingest import IngestReport
-from tasks.lock import is_alive, run_alive, warehouse_lock
-from tasks.policy import ContractPolicy
-from tasks.publish import PublishSummary
-from tasks.quality import DayContracts, contract_report, contract_summary
-from tasks.runs import (
+from tasks.publish.analytics import StoreSummary, publish_store, remove_dead_temporaries
+from tasks.ops.checkpoints import prune_checkpoints
+from tasks.learn.curves import TrainingCurve
+from tasks.ops.failpoints import failpoint
+from tasks.ops.db import connect
+from tasks.graph.ids import CatalogSizes
+from tasks.data.ingest import IngestReport
+from tasks.ops.lock import is_alive, run_alive, warehouse_lock
+from tasks.data.policy import ContractPolicy
+from tasks.publish.topk import PublishSummary
+from tasks.data.quality import DayContracts, contract_report, contract_summary
+from tasks.ops.runs import (
     Provenance, abandon_dead_runs, code_version, complete_run, finish_run, ingested_inputs, library_versions,
     previous_metrics, record_metrics, record_provenance, record_stage_seconds, start_run,
 )
-from tasks.validate import SourceValidation
-from tasks.evaluate import Metric
-from tasks.ranking import TopK
-from tasks.snapshot import DaySnapshot, read_snapshot
-from tasks.train import EpochProgress
-from tasks.validation_curve import HoldoutRecall
+from tasks.data.validate import SourceValidation
+from tasks.learn.evaluate import Metric
+from tasks.learn.ranking import TopK
+from tasks.graph.snapshot import DaySnapshot, read_snapshot
+from tasks.learn.train import EpochProgress
+from tasks.learn.validation_curve import HoldoutRecall
 
 FLOW_NAME = "daily-recommendations"
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -292,7 +292,7 @@ def process_day(params: DailyParams, flow_name: str, train: bool = True, writer:
     lock again only to record its metrics, and to publish, bring the analysts' store up to date and complete.
     Every model is its own run in ``ops.runs``, kept provably alive by its liveness lock while it trains.
     ``writer`` opens a write phase; a backfill, which holds the warehouse for all its days, passes its own.
-    Every stage commits its data with its progress, and a run killed anywhere is resumed (tasks/failpoints.py).
+    Every stage commits its data with its progress, and a run killed anywhere is resumed (tasks/ops/failpoints.py).
     """
     if params.ds is None:
         raise ValueError("process_day needs a resolved ds")

@@ -18,8 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.registry import MODELS, resolve_config, resolve_recipe
-from tasks.evaluate import parse_protocol
-from tasks.policy import ContractPolicy
+from tasks.learn.evaluate import parse_protocol
+from tasks.data.policy import ContractPolicy
 from tasks.steps import ModelRecipe
 
 # The days a run can process: ds +- any day count the pipeline uses stays a valid date, and DuckDB and epoch
@@ -117,7 +117,7 @@ class DailyParams(BaseModel):
     @classmethod
     def derive_store(cls, data: object) -> object:
         """No ``analytics`` given: the store that belongs to ``db`` (never one shared by every warehouse)."""
-        from tasks.analytics import default_store, views_file
+        from tasks.publish.analytics import default_store, views_file
 
         if isinstance(data, dict) and data.get("analytics") is None:
             db = data.get("db", cls.model_fields["db"].default)
@@ -246,7 +246,7 @@ def check_history(landing: Path, ds: date, eval_days: int) -> None:
     """``eval_days`` must leave at least one day of the landed history (first landed day .. ``ds``) to train on.
 
     Nothing landed up to ``ds`` (or no landing folder) is left to the run itself to report."""
-    from tasks.ingest import landed_days
+    from tasks.data.ingest import landed_days
 
     if eval_days == 0:
         return
@@ -266,8 +266,8 @@ def check_distinct_places(db: Path, analytics: Path, landing: Path) -> None:
     """The warehouse, its checkpoint folder, the analysts' store (file and Parquet folder) and the landing folder
     are distinct after resolving links and ``..``, and none lies inside another. The landing folder's own root
     is not read (only ``<landing>/<source>/``), so outputs may sit beside its source folders, not inside them."""
-    from tasks.analytics import store_dir
-    from tasks.ingest import SOURCES
+    from tasks.publish.analytics import store_dir
+    from tasks.data.ingest import SOURCES
 
     places = [  # (option, what it is, path as given); a clash names the later one's option first
         ("--db", "the warehouse", db),
@@ -350,8 +350,8 @@ def check_warehouse_file(db: Path) -> None:
     run's own lock, which names the holder."""
     import duckdb
 
-    from tasks.db import WarehouseUnreadable, open_database
-    from tasks.lock import WarehouseBusy
+    from tasks.ops.db import WarehouseUnreadable, open_database
+    from tasks.ops.lock import WarehouseBusy
 
     if not db.is_file():
         return

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from tasks.train import EpochContext
+    from tasks.learn.train import EpochContext
 
 OutputKind = Literal["ranking", "rating", "logit"]
 OUTPUT_KINDS: tuple[str, ...] = ("ranking", "rating", "logit")
@@ -378,6 +378,6 @@ class Model(nn.Module):
         return encoded.detach() if hasattr(encoded, "detach") else encoded
 
     # A model with an unusual schedule (KGAT: a BPR pass, a KG pass, an attention refresh) overrides this hook.
-    # It runs one epoch with the :class:`tasks.train.EpochContext` it gets (batches of a type, one optimiser
+    # It runs one epoch with the :class:`tasks.learn.train.EpochContext` it gets (batches of a type, one optimiser
     # step, the recipe, the device) and returns the epoch's mean loss. ``None`` means the trainer's own epoch.
     train_epoch: ClassVar[Callable[[Model, EpochContext], float] | None] = None

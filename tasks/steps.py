@@ -15,19 +15,20 @@ import numpy as np
 import torch
 
 from models.base import Model, Recipe
-from tasks import progress, snapshot
-from tasks.db import connect
-from tasks.evaluate import Metric, evaluate as evaluate_protocols, exclusion_sets
-from tasks.failpoints import failpoint
-from tasks.graph import CatalogSizes, assign_ids
-from tasks.ingest import IngestReport, days_to_ingest, ingest_partition
-from tasks.policy import ContractPolicy
-from tasks.publish import PublishSummary, publish_topk
-from tasks.quality import DayContracts, check_contracts
-from tasks.ranking import TopK, rank_top_k
-from tasks.snapshot import DaySnapshot
-from tasks.train import EpochProgress, TrainingReport, fit, load_checkpoint, save_checkpoint
-from tasks.validate import DEFAULT_FUTURE_TOLERANCE, SourceValidation, validate_partition
+from tasks.data import progress
+from tasks.graph import snapshot
+from tasks.ops.db import connect
+from tasks.learn.evaluate import Metric, evaluate as evaluate_protocols, exclusion_sets
+from tasks.ops.failpoints import failpoint
+from tasks.graph.ids import CatalogSizes, assign_ids
+from tasks.data.ingest import IngestReport, days_to_ingest, ingest_partition
+from tasks.data.policy import ContractPolicy
+from tasks.publish.topk import PublishSummary, publish_topk
+from tasks.data.quality import DayContracts, check_contracts
+from tasks.learn.ranking import TopK, rank_top_k
+from tasks.graph.snapshot import DaySnapshot
+from tasks.learn.train import EpochProgress, TrainingReport, fit, load_checkpoint, save_checkpoint
+from tasks.data.validate import DEFAULT_FUTURE_TOLERANCE, SourceValidation, validate_partition
 
 log = logging.getLogger(__name__)
 

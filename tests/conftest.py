@@ -28,7 +28,7 @@ def prefect_harness():
 def planted_world(tmp_path_factory) -> tuple[Path, Path, date]:
     """A 10-day planted world, ingested and validated day by day: (landing, db, last day)."""
     from tasks import steps
-    from tasks.demo import generate_demo_world
+    from tasks.data.demo import generate_demo_world
 
     root = tmp_path_factory.mktemp("planted")
     landing, db = root / "landing", root / "gnnrec.duckdb"

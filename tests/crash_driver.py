@@ -26,7 +26,7 @@ import torch  # noqa: F401
 
 from flows.daily import daily_recommendations
 from flows.params import DailyParams
-from tasks.policy import DataContractError
+from tasks.data.policy import DataContractError
 
 
 def _child(params: DailyParams, env: dict[str, str]) -> int:

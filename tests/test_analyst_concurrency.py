@@ -15,8 +15,8 @@ import duckdb
 
 from flows.daily import daily_recommendations
 from flows.params import DailyParams
-from tasks.analytics import open_store
-from tasks.demo import generate_demo_world
+from tasks.publish.analytics import open_store
+from tasks.data.demo import generate_demo_world
 
 TOP_K = 10
 

@@ -16,12 +16,12 @@ from flows.backfill import BACKFILL_FLOW, BackfillParams, backfill_recommendatio
 from flows.cli import main
 from flows.daily import daily_recommendations, run_parameters
 from flows.params import DailyParams
-from tasks.analytics import open_store
-from tasks.backfill import backfill_plan
-from tasks.curves import TrainingCurve, curve_svg, metrics_comparison, training_curve_markdown
-from tasks.db import connect
-from tasks.demo import generate_demo_world
-from tasks.lock import WarehouseBusy, warehouse_lock
+from tasks.publish.analytics import open_store
+from tasks.ops.backfill import backfill_plan
+from tasks.learn.curves import TrainingCurve, curve_svg, metrics_comparison, training_curve_markdown
+from tasks.ops.db import connect
+from tasks.data.demo import generate_demo_world
+from tasks.ops.lock import WarehouseBusy, warehouse_lock
 
 START = date(2026, 4, 1)
 DAYS = [date(2026, 4, d) for d in (1, 2, 3, 4)]
@@ -194,7 +194,7 @@ def test_same_inputs_parameters_and_seed_publish_the_same_top_k(prefect_harness,
 def test_a_second_writer_fails_at_once_naming_the_holder(prefect_harness, tmp_path, capsys):
     db = tmp_path / "gnnrec.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tasks.lock import warehouse_lock\n"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tasks.ops.lock import warehouse_lock\n"
          "with warehouse_lock(Path(sys.argv[1]), 'test holder'):\n    print('held', flush=True); time.sleep(60)", str(db)],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
     )

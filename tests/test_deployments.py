@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tasks.demo import generate_demo_world
+from tasks.data.demo import generate_demo_world
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 PREFECT = Path(sys.executable).with_name("prefect")

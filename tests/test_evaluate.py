@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from models.base import GraphData, InnerProductScorer
-from tasks.evaluate import Metric, ctr_pairs, evaluate, parse_protocol, protocols_for, sample_unobserved
-from tasks.metrics import auc, f1_at_half, rating_errors, sampled_ranking_metrics
-from tasks.ranking import UserItemSets
+from tasks.learn.evaluate import Metric, ctr_pairs, evaluate, parse_protocol, protocols_for, sample_unobserved
+from tasks.learn.metrics import auc, f1_at_half, rating_errors, sampled_ranking_metrics
+from tasks.learn.ranking import UserItemSets
 
 
 def _same_for_everyone(item_scores: list[float], num_users: int) -> InnerProductScorer:

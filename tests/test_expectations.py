@@ -9,12 +9,12 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from tasks.db import connect
-from tasks.ingest import days_to_ingest, ingest_partition
-from tasks.policy import ContractPolicy, DataContractError, SourcePolicy
-from tasks.quality import check_contracts, contract_report
-from tasks.runs import start_run
-from tasks.validate import validate_partition
+from tasks.ops.db import connect
+from tasks.data.ingest import days_to_ingest, ingest_partition
+from tasks.data.policy import ContractPolicy, DataContractError, SourcePolicy
+from tasks.data.quality import check_contracts, contract_report
+from tasks.ops.runs import start_run
+from tasks.data.validate import validate_partition
 
 DAY_1, DAY_2 = date(2026, 1, 2), date(2026, 1, 3)
 HEADER = "user_id,item_id,event,rating,ts\n"
@@ -225,7 +225,7 @@ def test_data_docs_keep_and_list_every_day_in_words_and_offline(tmp_path: Path):
     by source and day, each page says what its expectations mean, and nothing is loaded from the network."""
     import re
 
-    from tasks.expectations import SUITES, description
+    from tasks.data.expectations import SUITES, description
 
     landing, docs = tmp_path / "landing", tmp_path / "docs"
     _history(landing)

@@ -10,7 +10,7 @@ import pytest
 
 from flows.daily import daily_recommendations
 from flows.params import DailyParams
-from tasks.demo import generate_demo_world
+from tasks.data.demo import generate_demo_world
 
 DS = date(2026, 3, 6)
 STABLE_TABLES = [

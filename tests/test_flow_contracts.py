@@ -11,8 +11,8 @@ import pytest
 
 from flows.daily import daily_recommendations
 from flows.params import DailyParams
-from tasks.demo import generate_demo_world
-from tasks.policy import DataContractError
+from tasks.data.demo import generate_demo_world
+from tasks.data.policy import DataContractError
 
 START = date(2026, 5, 1)
 DAYS = 4
@@ -44,7 +44,7 @@ def contract_runs(prefect_harness, tmp_path_factory):
 
 def test_a_day_with_three_percent_bad_rows_publishes_and_its_artifact_lists_the_reasons(contract_runs):
     landing, db, params = contract_runs
-    from tasks.ingest import read_landed_file
+    from tasks.data.ingest import read_landed_file
 
     day_dir = landing / "interactions" / f"ds={DS.isoformat()}"
     (generated,) = list(day_dir.iterdir())
@@ -122,7 +122,7 @@ def test_a_broken_contract_is_never_retried_but_a_transient_io_error_is():
     from prefect.states import Failed
 
     from flows.daily import retry_on_transient
-    from tasks.ingest import LandingError
+    from tasks.data.ingest import LandingError
 
     assert retry_on_transient(None, None, Failed(data=DataContractError("over budget"))) is False
     assert retry_on_transient(None, None, Failed(data=LandingError("outside the landing root"))) is False

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from models.adjacency import normalized_bipartite_adjacency, symmetric_propagate
-from tasks.db import connect
-from tasks.graph import CatalogSizes, assign_ids, catalog_sizes, load_graph, load_holdout
-from tasks.ingest import ingest_partition
-from tasks.validate import validate_partition
+from tasks.ops.db import connect
+from tasks.graph.ids import CatalogSizes, assign_ids, catalog_sizes, load_graph, load_holdout
+from tasks.data.ingest import ingest_partition
+from tasks.data.validate import validate_partition
 
 # ---------------------------------------------------------------------------------------------------------------
 # Normalized adjacency: 3 users x 4 items

@@ -9,12 +9,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks import validate
-from tasks.db import PARTITIONED_TABLES, connect
-from tasks.ingest import LandingError, days_to_ingest, ingest_partition
-from tasks.policy import ContractPolicy
-from tasks.quality import check_contracts
-from tasks.validate import validate_partition
+from tasks.data import validate
+from tasks.ops.db import PARTITIONED_TABLES, connect
+from tasks.data.ingest import LandingError, days_to_ingest, ingest_partition
+from tasks.data.policy import ContractPolicy
+from tasks.data.quality import check_contracts
+from tasks.data.validate import validate_partition
 
 DAY = date(2026, 1, 3)
 DAY_1, DAY_2, DAY_4 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 4)

@@ -3,8 +3,8 @@ from math import log2
 import numpy as np
 import pytest
 
-from tasks.metrics import hit_matrix, ranking_metrics
-from tasks.ranking import UserItemSets
+from tasks.learn.metrics import hit_matrix, ranking_metrics
+from tasks.learn.ranking import UserItemSets
 
 # Four users ranked to depth 5.
 TOP_ITEMS = np.array(

@@ -16,8 +16,8 @@ import torch
 
 from models.base import OUTPUT_KINDS, GraphData, Model, PairBatch, RatingBatch, Recipe, Scorer, TripleBatch
 from models.registry import MODELS, build_model, resolve_config, resolve_recipe
-from tasks.evaluate import evaluate
-from tasks.train import fit, load_checkpoint, save_checkpoint
+from tasks.learn.evaluate import evaluate
+from tasks.learn.train import fit, load_checkpoint, save_checkpoint
 
 CPU = torch.device("cpu")
 NAMES = list(MODELS)

@@ -22,10 +22,10 @@ from flows.params import (
 )
 from models.base import GraphData
 from models.registry import MODELS, ModelHyperparameters, build_model
-from tasks.db import WarehouseHeld, WarehouseUnreadable, connect
-from tasks.demo import generate_demo_world
-from tasks.lock import WarehouseBusy
-from tasks.train import is_trainable
+from tasks.ops.db import WarehouseHeld, WarehouseUnreadable, connect
+from tasks.data.demo import generate_demo_world
+from tasks.ops.lock import WarehouseBusy
+from tasks.learn.train import is_trainable
 
 GNNREC = Path(sys.executable).with_name("gnnrec")
 PROJECT_DIR = Path(__file__).resolve().parents[1]

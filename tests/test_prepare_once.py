@@ -11,8 +11,8 @@ import pytest
 
 from flows.daily import daily_recommendations
 from flows.params import DailyParams
-from tasks import snapshot as snapshot_module
-from tasks.demo import generate_demo_world
+from tasks.graph import snapshot as snapshot_module
+from tasks.data.demo import generate_demo_world
 
 START = date(2026, 5, 1)
 TINY = {"top_k": 10, "epochs": 2, "embedding_dim": 8}

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from models.base import InnerProductScorer
-from tasks.ranking import UserItemSets, rank_top_k
+from tasks.learn.ranking import UserItemSets, rank_top_k
 
 NEG_INF = -np.inf
 

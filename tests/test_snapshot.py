@@ -7,11 +7,11 @@ from dataclasses import fields
 import numpy as np
 
 from models.base import GraphData
-from tasks import graph as graph_module
-from tasks import snapshot as snapshot_module
-from tasks.db import connect
-from tasks.graph import catalog_sizes, holdout_cutoff, load_graph, load_holdout
-from tasks.snapshot import prepare_snapshot, read_snapshot
+from tasks.graph import ids as graph_module
+from tasks.graph import snapshot as snapshot_module
+from tasks.ops.db import connect
+from tasks.graph.ids import catalog_sizes, holdout_cutoff, load_graph, load_holdout
+from tasks.graph.snapshot import prepare_snapshot, read_snapshot
 
 
 def _assert_same_graph(got: GraphData, expected: GraphData) -> None:

@@ -1,6 +1,6 @@
 """The social models (issue 13) use the social signal, and their building blocks compute what the papers write.
 
-- On the planted demo world (``tasks/demo.py``: communities share a taste, 85% of a user's edges stay in the
+- On the planted demo world (``tasks/data/demo.py``: communities share a taste, 85% of a user's edges stay in the
   community), each social model beats itself trained on the same data with the social edges shuffled (seeded).
 - Hand-built tiny graphs check GraphRec's segment softmax and attention pooling and DiffNet's row-normalised
   diffusion value by value.
@@ -57,7 +57,7 @@ def demo_graph() -> DemoGraph:
     test set."""
     import tempfile
 
-    from tasks.demo import generate_demo_world
+    from tasks.data.demo import generate_demo_world
 
     with tempfile.TemporaryDirectory() as tmp:
         summary = generate_demo_world(Path(tmp), start=date(2026, 1, 1), days=DEMO_DAYS, users=800, items=400, seed=3)
@@ -183,7 +183,7 @@ def test_diffnet_diffuses_over_the_row_normalised_social_graph_exactly():
 
 
 def test_the_diffnet_importer_lands_train_and_links_then_validation_then_test(tmp_path: Path):
-    from tasks.importers import ImportOptionError, import_dataset
+    from tasks.data.importers import ImportOptionError, import_dataset
 
     folder = tmp_path / "yelp"
     folder.mkdir()

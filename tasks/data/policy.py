@@ -1,0 +1,50 @@
+"""The data-contract policy: how much bad data a day may hold before a run stops, and which dataset expectations
+stop it outright. Validated once at the flow's edge (it is part of the flow's parameters) and passed down.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tasks.data.expectations import SUITES
+
+
+class DataContractError(Exception):
+    """A day's data broke the contract policy: the run stops before training, and published results stay as they
+    were. A data error, never retried."""
+
+
+class SourcePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rejection_budget: float = Field(
+        0.05, ge=0, le=1, description="largest share of a day's rows read that may be quarantined"
+    )
+    critical: tuple[str, ...] = Field((), description="expectations whose failure stops the run")
+    fail_on_unreadable_file: bool = Field(False, description="stop the run when a file of the day cannot be read")
+
+
+class ContractPolicy(BaseModel):
+    """One :class:`SourcePolicy` per landing source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Two ratings for one event leave no way to tell which is true; every other expectation only warns by default.
+    interactions: SourcePolicy = SourcePolicy(critical=("ratings_agree_per_event",))
+    social: SourcePolicy = SourcePolicy()
+    kg: SourcePolicy = SourcePolicy()
+    item_entities: SourcePolicy = SourcePolicy()
+
+    @model_validator(mode="after")
+    def critical_expectations_exist(self) -> ContractPolicy:
+        for source, suite in SUITES.items():
+            known = {e.name for e in suite.expectations}
+            unknown = [name for name in self.of(source).critical if name not in known]
+            if unknown:
+                raise ValueError(
+                    f"{source}: unknown expectation(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
+                )
+        return self
+
+    def of(self, source: str) -> SourcePolicy:
+        return getattr(self, source)

@@ -1,0 +1,1 @@
+"""Stage 4, publishing: the top-K tables and the analysts' store with its data dictionary."""
