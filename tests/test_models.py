@@ -110,7 +110,7 @@ def test_resolve_recipe_overrides_the_models_default():
 def test_lightgcn_defaults_are_the_paper_and_the_gowalla_recipe():
     assert LightGCNConfig() == LightGCNConfig(embedding_dim=64, num_layers=3)
     recipe = MODELS["lightgcn"].recipe
-    assert (recipe.epochs, recipe.batch_size, recipe.learning_rate, recipe.lr_decay, recipe.lr_decay_start) == (30, 32768, 0.02, 0.95, 5)
+    assert (recipe.epochs, recipe.batch_size, recipe.learning_rate, recipe.lr_decay, recipe.lr_decay_start) == (40, 32768, 0.02, 0.95, 5)
     assert (recipe.sampling, recipe.negatives, recipe.negative_sampling, recipe.l2) == ("user", 16, "dynamic", 1e-3)
 
 
