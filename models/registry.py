@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 
 from models.base import GraphData, Model, Recipe
+from models.kgcn import KGCN, KGNNLS
 from models.lightgcn import LightGCN
 from models.mf import MatrixFactorization
 from models.popularity import Popularity
@@ -25,6 +26,8 @@ MODELS: dict[str, type[Model]] = {
     "pop": Popularity,
     "mf": MatrixFactorization,
     "lightgcn": LightGCN,
+    "kgcn": KGCN,
+    "kgnn-ls": KGNNLS,
 }
 
 
