@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 
 from models.base import GraphData, Model, Recipe
+from models.kgat import KGAT
 from models.kgcn import KGCN, KGNNLS
 from models.lightgcn import LightGCN
 from models.mf import MatrixFactorization
@@ -28,6 +29,7 @@ MODELS: dict[str, type[Model]] = {
     "lightgcn": LightGCN,
     "kgcn": KGCN,
     "kgnn-ls": KGNNLS,
+    "kgat": KGAT,
 }
 
 
