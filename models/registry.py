@@ -20,6 +20,8 @@ from models.base import GraphData, Model, Recipe
 from models.biased_mf import BiasedMF
 from models.diffnet import DiffNet
 from models.gcmc import GCMC
+from models.kgat import KGAT
+from models.kgcn import KGCN, KGNNLS
 from models.lightgcn import LightGCN
 from models.mf import MatrixFactorization
 from models.ngcf import NGCF
@@ -35,6 +37,9 @@ MODELS: dict[str, type[Model]] = {
     "gcmc": GCMC,
     "ngcf": NGCF,
     "pinsage": PinSage,
+    "kgcn": KGCN,
+    "kgnn-ls": KGNNLS,
+    "kgat": KGAT,
 }
 
 

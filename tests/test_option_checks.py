@@ -251,9 +251,12 @@ def test_epochs_0_for_a_model_that_trains_is_refused(model, landing, tmp_path, c
 
 
 def test_untrained_models_are_exactly_those_without_parameters():
-    # Ratings and social edges too, so that every model (biased-mf, diffnet, ... need them) can be built.
-    graph = GraphData(num_users=3, num_items=3, train_users=np.array([0, 1, 2]), train_items=np.array([1, 2, 0]),
-                      train_ratings=np.array([4.0, 2.0, 5.0]), social_src=np.array([0, 1]), social_dst=np.array([1, 2]))
+    graph = GraphData(  # ratings, social edges and a one-triple KG, so that every model builds
+        num_users=3, num_items=3, train_users=np.array([0, 1, 2]), train_items=np.array([1, 2, 0]),
+        train_ratings=np.array([4.0, 2.0, 5.0]), social_src=np.array([0, 1]), social_dst=np.array([1, 2]),
+        num_entities=3, num_relations=1, kg_head=np.array([0]), kg_relation=np.array([0]), kg_tail=np.array([1]),
+        item_entity=np.array([0, 1, 2]),
+    )
     trainable = {name for name in MODELS if is_trainable(build_model(name, graph, ModelHyperparameters(), torch.device("cpu")))}
     assert set(MODELS) - trainable == UNTRAINED_MODELS
     DailyParams(model="pop", epochs=0)
