@@ -11,13 +11,13 @@ from tasks.learn.curves import TrainingCurve, metrics_comparison, training_curve
 
 def report_run(
     model: str, ds: date, metrics: dict[tuple[str, int], float], previous_run: str | None,
-    previous: dict[tuple[str, int], float], curve: TrainingCurve | None,
+    previous: dict[tuple[str, int], float], curve: TrainingCurve | None, protocol: str | None = None,
 ) -> None:
     if metrics:
         against = f"previous run {previous_run}" if previous_run else "no earlier run of this model"
         create_table_artifact(
             metrics_comparison(metrics, previous), key=f"metrics-{model}",
-            description=f"{model} holdout metrics for {ds}, compared with {against}",
+            description=f"{model} holdout metrics for {ds} ({protocol or 'full'} protocol), compared with {against}",
         )
     if curve is not None and curve.losses:
         create_markdown_artifact(

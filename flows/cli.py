@@ -316,7 +316,7 @@ def _runs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     with con:
         if note:
             print(note)
-        con.from_arrow(recent_runs(con, args.limit)).show(max_width=200, max_rows=args.limit)
+        con.from_arrow(recent_runs(con, args.limit)).show(max_width=320, max_rows=args.limit)
     return 0
 
 

@@ -374,6 +374,7 @@ def _run_model(
     recipe = params.recipe(model)
     checkpoints = params.db.parent / "checkpoints" / run_id
     metrics: dict[tuple[str, int], float] = {}
+    evaluated: list[Metric] = []
     trained, curve = None, None
     if day.holdout is not None:
         with _timed(seconds, "train"):
@@ -400,7 +401,7 @@ def _run_model(
         store = _finish(params, held, run_id, seconds)
         previous_run, previous = previous_metrics(held, run_id, model, _now())
         prune_checkpoints(held, params.db, model, params.keep_checkpoints)
-    report_run(model, day.ds, metrics, previous_run, previous, curve)
+    report_run(model, day.ds, metrics, previous_run, previous, curve, evaluated[0].protocol if evaluated else None)
     return ModelResult(run_id, model, metrics, published, seconds, params.analytics if store is not None else None)
 
 

@@ -10,8 +10,18 @@ from flows.backfill import BackfillResult
 from flows.daily import DailyResult
 
 
+def _metric_lines(metrics: dict[tuple[str, int | None], float]) -> list[str]:
+    """Ranking metrics as a table by cut-off; metrics without one (MAE, RMSE, AUC, F1) one per line."""
+    ks = sorted({k for _, k in metrics if k is not None})
+    lines = ["    holdout metrics   " + "  ".join(f"@{k:<8}" for k in ks)] if ks else []
+    for metric in dict.fromkeys(name for name, k in metrics if k is not None):
+        lines.append(f"      {metric:<15} " + "  ".join(f"{metrics.get((metric, k), float('nan')):.4f}   " for k in ks))
+    lines += [f"    {name:<17} {value:.4f}" for (name, k), value in sorted(metrics.items(), key=str) if k is None]
+    return lines
+
+
 def describe_result(result: DailyResult) -> str:
-    lines = [f"gnnrec run {result.run_id}: {result.model} for {result.ds} completed"]
+    lines = [f"gnnrec run: {result.model} for {result.ds} completed"]
     caught_up = [d for d in result.days_ingested if d != result.ds]
     if caught_up:
         lines.append(f"  also ingested {len(caught_up)} earlier day(s) with new or changed files: {caught_up[0]} .. {caught_up[-1]}")
@@ -25,19 +35,16 @@ def describe_result(result: DailyResult) -> str:
     lines.append(f"  expectations: {len(contracts.expectations) - len(failed)} met" + (f", failed (warnings): {', '.join(failed)}" if failed else ""))
     if contracts.data_docs is not None:
         lines.append(f"  data docs: {contracts.data_docs}")
-    if result.metrics:
-        ks = sorted({k for _, k in result.metrics})
-        lines.append("  holdout metrics   " + "  ".join(f"@{k:<8}" for k in ks))
-        for metric in ("recall", "ndcg", "precision", "hit_rate", "mrr"):
-            lines.append(f"    {metric:<15} " + "  ".join(f"{result.metrics[(metric, k)]:.4f}   " for k in ks))
-    if result.published is not None:
-        p = result.published
-        lines.append(f"  published {p.rows:,} recommendations for {p.users:,} users")
+    for run in result.runs:
+        lines.append(f"  {run.model}: run {run.run_id}")
+        lines += _metric_lines(run.metrics)
+        if run.published is not None:
+            lines.append(f"    published {run.published.rows:,} recommendations for {run.published.users:,} users")
+        if run.stage_seconds:
+            lines.append("    stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in run.stage_seconds.items()))
     lines.append(f"  results: {result.db} -> table recs.topk (ds, model), view recs.latest_topk; metrics in ops.metrics")
     if result.analytics is not None:
         lines.append(f"  analysts: {result.analytics} (open read-only at any time, even while a run writes)")
-    if result.stage_seconds:
-        lines.append("  stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.stage_seconds.items()))
     return "\n".join(lines)
 
 
@@ -66,8 +73,9 @@ def describe_run(run: dict) -> str:
         lines.append(f"  {name:<17} {value}")
     if run["metrics"]:
         lines.append("  metrics")
-        for (metric, k), value in sorted(run["metrics"].items()):
-            lines.append(f"    {f'{metric}@{k}':<14} {value:.4f}")
+        for (protocol, metric, k), value in sorted(run["metrics"].items(), key=str):
+            name = metric if k is None else f"{metric}@{k}"
+            lines.append(f"    {protocol:<12} {name:<14} {value:.4f}")
     return "\n".join(lines)
 
 

@@ -1,1 +1,1 @@
-select metric, k, value from ops.metrics where run_id = $run_id order by metric, k;
+select protocol, metric, k, value from ops.metrics where run_id = $run_id order by protocol, metric, k;

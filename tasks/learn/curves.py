@@ -70,7 +70,7 @@ def metrics_comparison(
 ) -> list[dict[str, object]]:
     """One row per (metric, k): this run's value, the previous run's and the change (None where it had none)."""
     rows = []
-    for (metric, k), value in sorted(metrics.items()):
+    for (metric, k), value in sorted(metrics.items(), key=lambda item: (item[0][0], item[0][1] or 0)):
         before = previous.get((metric, k))
         rows.append({
             "metric": metric, "k": k, "value": round(value, 6),

@@ -192,7 +192,7 @@ def find_runs(con: duckdb.DuckDBPyConnection, run_id_prefix: str) -> list[dict]:
     runs = [dict(zip(relation.columns, row)) for row in relation.fetchall()]
     for run in runs:
         run["metrics"] = {
-            (metric, k): value
-            for metric, k, value in con.execute(sql_text("ops/run_metrics"), {"run_id": run["run_id"]}).fetchall()
+            (protocol, metric, k): value
+            for protocol, metric, k, value in con.execute(sql_text("ops/run_metrics"), {"run_id": run["run_id"]}).fetchall()
         }
     return runs
