@@ -62,7 +62,12 @@ def load_interaction_pairs(con: duckdb.DuckDBPyConnection, ds: date) -> pl.DataF
 
 def load_graph(con: duckdb.DuckDBPyConnection, sizes: CatalogSizes, as_of: date) -> GraphData:
     """The interaction, social and KG graphs as of ``as_of``, indexed in the catalog of ``sizes``."""
-    pairs = load_interaction_pairs(con, as_of)
+    return graph_from_pairs(load_interaction_pairs(con, as_of), con, sizes, as_of)
+
+
+def graph_from_pairs(pairs: pl.DataFrame, con: duckdb.DuckDBPyConnection, sizes: CatalogSizes, as_of: date) -> GraphData:
+    """The graph as of ``as_of`` from interaction pairs already read (:func:`load_interaction_pairs`, possibly
+    filtered to an earlier cut-off) plus the small social, KG and item-link tables."""
     social = fetch_arrow(con, "graph/social_edges", {"ds": as_of})
     triples = fetch_arrow(con, "graph/kg_triples", {"ds": as_of})
     links = fetch_arrow(con, "graph/item_entities", {"ds": as_of})

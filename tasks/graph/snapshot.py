@@ -25,8 +25,9 @@ import numpy as np
 import polars as pl
 
 from models.base import GraphData
-from tasks.ops.db import fetch_arrow
-from tasks.graph.ids import CatalogSizes, Holdout, catalog_sizes, holdout_cutoff, load_interaction_pairs, unavailable_items
+from tasks.graph.ids import (
+    CatalogSizes, Holdout, catalog_sizes, graph_from_pairs, holdout_cutoff, load_interaction_pairs, unavailable_items,
+)
 from tasks.ops.runs import ingested_inputs
 
 FORMAT_VERSION = 1
@@ -53,39 +54,11 @@ def snapshot_path(folder: Path, ds: date, eval_days: int, inputs_digest: str, si
     return folder / f"ds={ds.isoformat()}" / f"eval{eval_days}-{key}.npz"
 
 
-def _int64(table, name: str) -> np.ndarray:
-    return np.asarray(table[name].to_numpy(), dtype=np.int64)
-
-
-def _graph(pairs: pl.DataFrame, con: duckdb.DuckDBPyConnection, sizes: CatalogSizes, as_of: date) -> GraphData:
-    """The graph as of ``as_of`` from the day's interaction pairs (already read) plus the small side tables."""
-    social = fetch_arrow(con, "graph/social_edges", {"ds": as_of})
-    triples = fetch_arrow(con, "graph/kg_triples", {"ds": as_of})
-    links = fetch_arrow(con, "graph/item_entities", {"ds": as_of})
-    item_entity = np.full(sizes.num_items, -1, dtype=np.int64)
-    item_entity[_int64(links, "item_idx")] = _int64(links, "entity_idx")
-    return GraphData(
-        num_users=sizes.num_users,
-        num_items=sizes.num_items,
-        train_users=pairs["user_idx"].to_numpy().astype(np.int64),
-        train_items=pairs["item_idx"].to_numpy().astype(np.int64),
-        train_ratings=pairs["rating"].cast(pl.Float64).fill_null(float("nan")).to_numpy(),
-        social_src=_int64(social, "src_idx"),
-        social_dst=_int64(social, "dst_idx"),
-        num_entities=sizes.num_entities,
-        num_relations=sizes.num_relations,
-        kg_head=_int64(triples, "head_idx"),
-        kg_relation=_int64(triples, "relation_idx"),
-        kg_tail=_int64(triples, "tail_idx"),
-        item_entity=item_entity,
-    )
-
-
 def build_snapshot(con: duckdb.DuckDBPyConnection, ds: date, eval_days: int) -> DaySnapshot:
     """Read the day's graphs and holdout from the warehouse, scanning the interaction history once."""
     sizes = catalog_sizes(con, ds)
     pairs = load_interaction_pairs(con, ds)
-    full = _graph(pairs, con, sizes, ds)
+    full = graph_from_pairs(pairs, con, sizes, ds)
     if eval_days <= 0:
         return DaySnapshot(ds, eval_days, full, None, None, np.empty(0, np.int64))
     cutoff = holdout_cutoff(ds, eval_days)
@@ -104,7 +77,7 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, ds: date, eval_days: int) -> 
         test["item_idx"].to_numpy().astype(np.int64),
         test["rating"].cast(pl.Float64).fill_null(float("nan")).to_numpy(),
     )
-    return DaySnapshot(ds, eval_days, full, _graph(trained, con, sizes, cutoff), holdout, unborn)
+    return DaySnapshot(ds, eval_days, full, graph_from_pairs(trained, con, sizes, cutoff), holdout, unborn)
 
 
 def _graph_arrays(prefix: str, graph: GraphData) -> dict[str, np.ndarray]:
