@@ -59,3 +59,30 @@ class _SymmetricSparseMatmul(torch.autograd.Function):
 def symmetric_propagate(adjacency: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
     """Multiply a constant symmetric sparse matrix by a dense one, with the cheap symmetric backward."""
     return _SymmetricSparseMatmul.apply(adjacency, dense)
+
+
+def csr_tensor(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: int | tuple[int, int]) -> torch.Tensor:
+    """A CSR tensor from its parts (a square ``shape`` may be given as one size), without torch's beta warning and
+    without re-checking invariants the caller built the parts to hold."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*support is in beta.*")
+        size = (shape, shape) if isinstance(shape, int) else shape
+        return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
+
+
+class _SparseMatmul(torch.autograd.Function):
+    """``A @ x`` for a constant sparse ``A`` whose transpose is given: the backward is one more product, ``A^T @ grad``."""
+
+    @staticmethod
+    def forward(ctx, matrix: torch.Tensor, transposed: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        ctx.transposed = transposed
+        return torch.sparse.mm(matrix, dense)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        return None, None, torch.sparse.mm(ctx.transposed, grad_output)
+
+
+def sparse_matmul(matrix: torch.Tensor, transposed: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """``matrix @ dense`` for a constant sparse matrix whose transpose is precomputed (a non-symmetric operator)."""
+    return _SparseMatmul.apply(matrix, transposed, dense)

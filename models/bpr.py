@@ -29,3 +29,13 @@ def bpr_loss(
     ranking = F.softplus(neg_scores - pos_scores).mean()
     penalty = sum(vector.pow(2).sum(dim=-1).reshape(batch, -1).mean(dim=1).sum() for vector in ego_vectors) / (2 * batch)
     return ranking + l2 * penalty
+
+
+def joint_embedding_bpr_loss(
+    encoded_users: torch.Tensor, encoded_items: torch.Tensor, ego: torch.Tensor, num_users: int,
+    users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor, l2: float,
+) -> torch.Tensor:
+    """:func:`bpr_loss` for a propagation model whose ego embeddings are one ``(U+I) x d`` table, users first:
+    scores from the propagated vectors, the penalty on the batch's rows of the table."""
+    ego_vectors = (ego[users], ego[positives + num_users], ego[negatives + num_users])
+    return bpr_loss(encoded_users[users], encoded_items[positives], encoded_items[negatives], ego_vectors, l2)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.adjacency import csr_tensor, sparse_matmul
 from models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe
 from models.bpr import bpr_loss
 
@@ -52,25 +53,6 @@ def row_normalised(rows: np.ndarray, cols: np.ndarray, num_rows: int, num_cols: 
     degree = np.bincount(rows, minlength=num_rows)
     crow = np.concatenate([[0], np.cumsum(degree)]).astype(np.int64)
     return crow, cols.astype(np.int64), (1.0 / degree[rows]).astype(np.float32)
-
-
-def _csr(crow, col, values, shape) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*support is in beta.*")
-        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
-
-
-class _SparseMatmul(torch.autograd.Function):
-    """``A @ x`` for a constant sparse ``A`` with its transpose given, so the backward is one more product."""
-
-    @staticmethod
-    def forward(ctx, matrix: torch.Tensor, transposed: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        ctx.transposed = transposed
-        return torch.sparse.mm(matrix, dense)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        return None, None, torch.sparse.mm(ctx.transposed, grad_output)
 
 
 def _transpose_csr(matrix: torch.Tensor) -> torch.Tensor:
@@ -119,15 +101,15 @@ class DiffNet(Model):
     @classmethod
     def from_graph(cls, graph: GraphData, config: DiffNetConfig, device: torch.device) -> DiffNet:
         u, i = graph.num_users, graph.num_items
-        social = _csr(*map(torch.from_numpy, row_normalised(graph.social_src, graph.social_dst, u, u)), (u, u))
-        consumed = _csr(*map(torch.from_numpy, row_normalised(graph.train_users, graph.train_items, u, i)), (u, i))
+        social = csr_tensor(*map(torch.from_numpy, row_normalised(graph.social_src, graph.social_dst, u, u)), (u, u))
+        consumed = csr_tensor(*map(torch.from_numpy, row_normalised(graph.train_users, graph.train_items, u, i)), (u, i))
         return cls(u, i, config, social=social, consumed=consumed).to(device)
 
     @classmethod
     def from_state(cls, sizes, config, state, device) -> DiffNet:
         u, i = sizes["num_users"], sizes["num_items"]
-        social = _csr(state["social_crow"], state["social_col"], state["social_values"], (u, u))
-        consumed = _csr(state["consumed_crow"], state["consumed_col"], state["consumed_values"], (u, i))
+        social = csr_tensor(state["social_crow"], state["social_col"], state["social_values"], (u, u))
+        consumed = csr_tensor(state["consumed_crow"], state["consumed_col"], state["consumed_values"], (u, i))
         model = cls(**sizes, config=config, social=social, consumed=consumed)
         model.load_state_dict(state)
         return model.to(device)
@@ -139,7 +121,7 @@ class DiffNet(Model):
         crow = getattr(self, f"{name}_crow")
         cached = self._transposes.get(name)
         if cached is None or cached[0].device != crow.device:
-            matrix = _csr(crow, getattr(self, f"{name}_col"), getattr(self, f"{name}_values"), shape)
+            matrix = csr_tensor(crow, getattr(self, f"{name}_col"), getattr(self, f"{name}_values"), shape)
             cached = self._transposes[name] = (matrix, _transpose_csr(matrix))
         return cached
 
@@ -150,7 +132,7 @@ class DiffNet(Model):
         layer = self.user_embedding.weight
         total = layer
         for linear in self.layers:
-            neighbours = _SparseMatmul.apply(social, social_t, layer)
+            neighbours = sparse_matmul(social, social_t, layer)
             layer = activation(linear(torch.cat([neighbours, layer], dim=1)))
             total = total + layer
         return total if self.config.layer_combination == "sum" else layer
@@ -158,7 +140,7 @@ class DiffNet(Model):
     def encode(self) -> InnerProductScorer:
         consumed, consumed_t = self._matrix("consumed", (self.num_users, self.num_items))
         items = self.item_embedding.weight
-        users = self.diffuse() + _SparseMatmul.apply(consumed, consumed_t, items)
+        users = self.diffuse() + sparse_matmul(consumed, consumed_t, items)
         return InnerProductScorer(users, items)
 
     def loss(self, batch: PairBatch, encoded: InnerProductScorer, recipe: Recipe) -> torch.Tensor:

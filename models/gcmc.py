@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.adjacency import symmetric_propagate
+from models.adjacency import csr_tensor, symmetric_propagate
 from models.base import DEFAULT_PAIR_BUDGET, GraphData, Input, Model, PairScorer, RatingBatch, Recipe
 
 # Ratings finer than this many distinct values are rounded to halves (levels are edge types, not a continuum).
@@ -200,7 +200,7 @@ class GCMC(Model):
     def from_state(cls, sizes, config, state, device) -> GCMC:
         num_nodes = sizes["num_users"] + sizes["num_items"]
         adjacencies = [
-            _csr(state[f"adjacency{r}_crow"], state[f"adjacency{r}_col"], state[f"adjacency{r}_values"], num_nodes)
+            csr_tensor(state[f"adjacency{r}_crow"], state[f"adjacency{r}_col"], state[f"adjacency{r}_values"], num_nodes)
             for r in range(sizes["num_levels"])
         ]
         model = cls(**sizes, config=config, adjacencies=adjacencies, degree=state["degree"], levels=state["levels"])
@@ -212,7 +212,7 @@ class GCMC(Model):
 
     def _adjacency(self, r: int) -> torch.Tensor:
         buffers = (getattr(self, f"adjacency{r}_{part}") for part in ("crow", "col", "values"))
-        return _csr(*buffers, self.num_users + self.num_items)
+        return csr_tensor(*buffers, self.num_users + self.num_items)
 
     def encode(self) -> GCMCScorer:
         config = self.config
@@ -265,9 +265,3 @@ def _level_adjacency(users: np.ndarray, items: np.ndarray, num_users: int, degre
         coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(values),
                                       (num_nodes, num_nodes), check_invariants=False)
         return coo.coalesce().to_sparse_csr()
-
-
-def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*support is in beta.*")
-        return torch.sparse_csr_tensor(crow, col, values, (size, size), check_invariants=False)

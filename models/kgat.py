@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.adjacency import sparse_matmul
 from models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe, TripleBatch
 from models.bpr import bpr_loss
 from models.kgcn import item_nodes
@@ -75,19 +76,6 @@ def collaborative_edges(graph: GraphData, nodes: np.ndarray, num_entity_nodes: i
     relation = np.concatenate([np.zeros(len(users), np.int64), np.full(len(users), inverse), kg_relation, kg_relation + inverse])
     order = np.lexsort((relation, tail, head))
     return head[order], relation[order], tail[order]
-
-
-class _SparseMatmul(torch.autograd.Function):
-    """``A @ x`` for a constant sparse ``A`` whose transpose is given: the backward is ``A^T @ grad``."""
-
-    @staticmethod
-    def forward(ctx, matrix: torch.Tensor, transposed: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        ctx.transposed = transposed
-        return torch.sparse.mm(matrix, dense)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return None, None, torch.sparse.mm(ctx.transposed, grad)
 
 
 def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
@@ -214,7 +202,7 @@ class KGAT(Model):
         layer = self.embedding.weight
         outputs = [layer]
         for sum_layer, product_layer in zip(self.sum_layers, self.product_layers):
-            neighbours = _SparseMatmul.apply(matrix, transposed, layer)
+            neighbours = sparse_matmul(matrix, transposed, layer)
             layer = F.leaky_relu(sum_layer(layer + neighbours)) + F.leaky_relu(product_layer(layer * neighbours))
             layer = F.dropout(layer, self.config.message_dropout, self.training)
             outputs.append(F.normalize(layer, dim=1))

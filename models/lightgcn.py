@@ -3,16 +3,15 @@ SIGIR 2020)."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from models.adjacency import normalized_bipartite_adjacency, symmetric_propagate
+from models.adjacency import csr_tensor, normalized_bipartite_adjacency, symmetric_propagate
 from models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe
-from models.bpr import bpr_loss
+from models.bpr import joint_embedding_bpr_loss
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class LightGCN(Model):
     @classmethod
     def from_state(cls, sizes, config, state, device) -> LightGCN:
         num_nodes = sizes["num_users"] + sizes["num_items"]
-        adjacency = _csr(state["adjacency_crow"], state["adjacency_col"], state["adjacency_values"], num_nodes)
+        adjacency = csr_tensor(state["adjacency_crow"], state["adjacency_col"], state["adjacency_values"], num_nodes)
         model = cls(**sizes, config=config, adjacency=adjacency)
         model.load_state_dict(state)
         return model.to(device)
@@ -95,7 +94,7 @@ class LightGCN(Model):
 
     @property
     def adjacency(self) -> torch.Tensor:
-        return _csr(self.adjacency_crow, self.adjacency_col, self.adjacency_values, self.num_users + self.num_items)
+        return csr_tensor(self.adjacency_crow, self.adjacency_col, self.adjacency_values, self.num_users + self.num_items)
 
     def propagate(self) -> torch.Tensor:
         """Final embeddings of all users and items, ``(U+I) x d``: the mean of layers ``0..K``."""
@@ -112,16 +111,7 @@ class LightGCN(Model):
         return InnerProductScorer(final[: self.num_users], final[self.num_users :])
 
     def loss(self, batch: PairBatch, encoded: InnerProductScorer, recipe: Recipe) -> torch.Tensor:
-        users = encoded.user_vectors[batch.users]
-        pos = encoded.item_vectors[batch.positives]
-        neg = encoded.item_vectors[batch.negatives]
-        ego = self.embedding.weight
-        offset = self.num_users
-        ego_vectors = (ego[batch.users], ego[batch.positives + offset], ego[batch.negatives + offset])
-        return bpr_loss(users, pos, neg, ego_vectors, recipe.l2)
-
-
-def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*support is in beta.*")
-        return torch.sparse_csr_tensor(crow, col, values, (size, size), check_invariants=False)
+        return joint_embedding_bpr_loss(
+            encoded.user_vectors, encoded.item_vectors, self.embedding.weight, self.num_users,
+            batch.users, batch.positives, batch.negatives, recipe.l2,
+        )

@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.adjacency import symmetric_propagate
+from models.adjacency import csr_tensor, symmetric_propagate
 from models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe
-from models.bpr import bpr_loss
+from models.bpr import joint_embedding_bpr_loss
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class NGCF(Model):
     @classmethod
     def from_state(cls, sizes, config, state, device) -> NGCF:
         num_nodes = sizes["num_users"] + sizes["num_items"]
-        adjacency = _csr(state["adjacency_crow"], state["adjacency_col"], state["adjacency_values"], num_nodes)
+        adjacency = csr_tensor(state["adjacency_crow"], state["adjacency_col"], state["adjacency_values"], num_nodes)
         model = cls(**sizes, config=config, adjacency=adjacency, scale=state["scale"])
         model.load_state_dict(state)
         return model.to(device)
@@ -136,7 +136,7 @@ class NGCF(Model):
                 self._edge_ids = _undirected_edge_ids(self.adjacency_crow, self.adjacency_col)
             keep = torch.bernoulli(torch.full((int(self._edge_ids.max()) + 1,), 1 - rate, device=values.device))
             values = values * keep[self._edge_ids] / (1 - rate)
-        return _csr(self.adjacency_crow, self.adjacency_col, values, self.num_users + self.num_items)
+        return csr_tensor(self.adjacency_crow, self.adjacency_col, values, self.num_users + self.num_items)
 
     def propagate(self) -> torch.Tensor:
         """``e* = e^(0) || ... || e^(L)`` for all users and items: ``(U+I) x (d + L * layer_dim)``."""
@@ -158,13 +158,10 @@ class NGCF(Model):
         return InnerProductScorer(final[: self.num_users], final[self.num_users :])
 
     def loss(self, batch: PairBatch, encoded: InnerProductScorer, recipe: Recipe) -> torch.Tensor:
-        users = encoded.user_vectors[batch.users]
-        pos = encoded.item_vectors[batch.positives]
-        neg = encoded.item_vectors[batch.negatives]
-        ego = self.embedding.weight
-        offset = self.num_users
-        ego_vectors = (ego[batch.users], ego[batch.positives + offset], ego[batch.negatives + offset])
-        return bpr_loss(users, pos, neg, ego_vectors, recipe.l2)
+        return joint_embedding_bpr_loss(
+            encoded.user_vectors, encoded.item_vectors, self.embedding.weight, self.num_users,
+            batch.users, batch.positives, batch.negatives, recipe.l2,
+        )
 
 
 def normalized_adjacency(
@@ -200,9 +197,3 @@ def _undirected_edge_ids(crow: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
     low, high = torch.minimum(rows, col), torch.maximum(rows, col)
     _, ids = torch.unique(low * (len(crow) - 1) + high, return_inverse=True)
     return ids
-
-
-def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*support is in beta.*")
-        return torch.sparse_csr_tensor(crow, col, values, (size, size), check_invariants=False)
