@@ -103,23 +103,7 @@ create table if not exists recs.publications (
     ds date not null, model varchar not null, run_id varchar not null, published_at timestamp not null,
     users bigint not null, rows bigint not null
 );
--- each model's newest day published by a completed run (a failed or abandoned run's partition is never served)
-create or replace view recs.latest_topk as
-with served as (
-    select publications.ds, publications.model, publications.run_id
-    from recs.publications as publications
-    join ops.runs as runs using (run_id)
-    where runs.status = 'completed'
-),
-
-newest as (
-    select model, max(ds) as ds from served group by model
-)
-
-select topk.*
-from recs.topk as topk
-join newest using (model, ds)
-join served using (model, ds, run_id);
+-- recs.latest_topk is created after this file from recs/latest_topk_view.sql, the definition the analysts' store uses
 
 -- ops.runs provenance (issue 5): added in place so warehouses made before it keep their rows
 alter table ops.runs add column if not exists inputs_digest varchar;

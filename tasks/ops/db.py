@@ -94,6 +94,7 @@ def connect(db_path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyC
     try:
         if not read_only:
             con.execute(sql_text("schema/create"))
+            con.execute(sql_text("recs/latest_topk_view"))  # the same view the analysts' store defines
         yield con
     finally:
         con.close()

@@ -152,7 +152,7 @@ def publish_store(
     base = analytics.parent
     statements = [sql_text("analytics/create_schemas"), _view_sql("analytics/topk_view", topk_files, base)]
     statements += [_view_sql(view, [snapshot_files[name]], base) for name, (_, view) in SNAPSHOTS.items()]
-    statements.append(sql_text("analytics/latest_topk_view"))
+    statements.append(sql_text("recs/latest_topk_view"))
     _replace_database(analytics, statements)
 
     current = set(topk_files) | set(snapshot_files.values())
