@@ -34,11 +34,11 @@ def _stage_seconds(db: Path) -> list[tuple[str, dict[str, float]]]:
 
 
 def _run(params, reads: list) -> dict:
-    from flows.daily import daily_recommendations
+    from flows.daily import run_daily
 
     before = len(reads)
     started = time.perf_counter()
-    daily_recommendations(params)
+    run_daily(params)
     return {
         "models": params.model, "wall_seconds": round(time.perf_counter() - started, 1),
         "history_reads": len(reads) - before, "runs": _stage_seconds(params.db),

@@ -110,7 +110,7 @@ def paper_figures(dataset: str, model: str) -> dict[tuple[str, int | None], tupl
 
 
 def reproduce(name: str, case: Case, work: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    from flows.daily import daily_recommendations
+    from flows.daily import run_daily
     from flows.params import DailyParams
     from tasks.data.importers import import_dataset
 
@@ -125,7 +125,7 @@ def reproduce(name: str, case: Case, work: Path, overrides: dict[str, Any]) -> d
         ds=case.ds, model=case.model, landing=landing, db=db, eval_days=1, retrain=False, top_k=20,
         protocol=case.protocol, **case.flow, **(case.recipe | overrides),
     )
-    result = daily_recommendations(params)
+    result = run_daily(params)
     finished = time.perf_counter()
     metrics = {metric_key(m, k): round(v, 4) for (m, k), v in sorted(result.metrics.items(), key=str)}
     # The headline figures are the first protocol's (a rating model's MAE/RMSE); add every other protocol's too.

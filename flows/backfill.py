@@ -13,9 +13,10 @@ from prefect.runtime import flow_run
 from pydantic import Field, field_validator, model_validator
 
 from flows.daily import (
-    DailyResult, check_data_contracts, find_pending_days, ingest_partition, process_day, run_parameters, validate_partition,
+    DailyResult, Writer, check_data_contracts, find_pending_days, ingest_partition, process_day, run_parameters,
+    validate_partition,
 )
-from flows.params import DailyParams, check_day_range, check_holdout_reach
+from flows.params import DailyParams, check_day_range, check_holdout_reach, flat_flow_parameters
 from tasks.ops.backfill import PublishMode, backfill_plan, landed_inputs_digest
 from tasks.ops.db import connect
 from tasks.ops.lock import warehouse_lock
@@ -54,6 +55,30 @@ class BackfillParams(DailyParams):
     def for_day(self, ds: date) -> DailyParams:
         return DailyParams(**self.model_dump(include=set(DailyParams.model_fields)) | {"ds": ds})
 
+    def flow_parameters(self) -> dict:
+        """The backfill flow's keyword parameters (a backfill has no ``ds``)."""
+        return {name: value for name, value in super().flow_parameters().items() if name != "ds"}
+
+
+def backfill_run_name() -> str:
+    """``backfill-lightgcn-2026-01-01-2026-01-14``: the models and the range."""
+    parameters = flow_run.parameters
+    models = parameters.get("model", BackfillParams.model_fields["model"].default)
+    label = models if isinstance(models, str) else ",".join(models)
+    return f"backfill-{label}-{parameters.get('start')}-{parameters.get('end')}"
+
+
+def backfill_day_run_name() -> str:
+    """``lightgcn-2026-01-03`` for a day that trains, ``ingest-2026-01-03`` for one only ingested and validated."""
+    parameters = flow_run.parameters
+    return f"{parameters['label'] if parameters.get('train') else 'ingest'}-{parameters['ds']}"
+
+
+@flow(name="backfill-day", flow_run_name=backfill_day_run_name, validate_parameters=False, log_prints=False)
+def backfill_day(params: DailyParams, ds: date, label: str, train: bool, writer: Writer) -> DailyResult:
+    """One day of a backfill, as its own run under the backfill's, so the days can be told apart in the UI."""
+    return process_day(params, BACKFILL_FLOW, train, writer)
+
 
 @dataclass(frozen=True)
 class BackfillResult:
@@ -62,14 +87,16 @@ class BackfillResult:
     skipped: dict[date, str] = field(default_factory=dict)
 
 
-@flow(name=BACKFILL_FLOW, flow_run_name="backfill-{params.model}-{params.start}-{params.end}", log_prints=False)
-def backfill_recommendations(params: BackfillParams) -> BackfillResult:
+@flow(name=BACKFILL_FLOW, flow_run_name=backfill_run_name, log_prints=False)
+@flat_flow_parameters(BackfillParams, exclude=("ds",))
+def backfill_recommendations(**options: object) -> BackfillResult:
     """Ingest and validate every day of the range; train and publish every day or only the last."""
+    params = BackfillParams(**options)
     params.check_before_run()
     logger = get_run_logger()
     plan = backfill_plan(params.start, params.end, params.publish)
     completed, skipped = [], {}
-    holder = f"{BACKFILL_FLOW} model={params.model} {params.start}..{params.end}"
+    holder = f"{BACKFILL_FLOW} model={params.model_label} {params.start}..{params.end}"
     # Holding the warehouse open too keeps any other process out between the days, not only other runs.
     with warehouse_lock(params.db, holder, params.lock_wait), connect(params.db) as held:
         writer = lambda: contextlib.nullcontext(held)  # noqa: E731 - every day writes under the backfill's own lock
@@ -91,8 +118,13 @@ def backfill_recommendations(params: BackfillParams) -> BackfillResult:
                     logger.info("%s: skipped, already completed by run %s with the same inputs and parameters", position, skipped[day])
                     continue
             logger.info("%s: %s (%d remaining after it)", position, "ingest, validate, train, publish" if train else "ingest, validate", len(plan) - number)
-            result = process_day(day_params, BACKFILL_FLOW, train, writer)
+            result = backfill_day(day_params, day, day_params.model_label, train, writer)
             completed.append(result)
             timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.stage_seconds.items())
             logger.info("%s: done (run %s): %s", position, result.run_id, timings)
     return BackfillResult([day for day, _ in plan], completed, skipped)
+
+
+def run_backfill(params: BackfillParams) -> BackfillResult:
+    """The backfill flow with the options of ``params``."""
+    return backfill_recommendations(**params.flow_parameters())

@@ -73,6 +73,8 @@ def _add_daily_options(parser: argparse.ArgumentParser, exclude: frozenset[str] 
         ) else field.annotation
         if name == "ds":
             kwargs["type"] = _iso_date
+        elif name == "model":
+            kwargs["metavar"] = "MODEL[,MODEL...]"
         elif name == "options":
             option, kwargs["dest"] = "--option", name
             kwargs |= {"type": _key_value, "action": "append", "metavar": "KEY=VALUE",
@@ -257,10 +259,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     params = _flow_params(DailyParams, args, parser)
 
-    from flows.daily import daily_recommendations
+    from flows.daily import run_daily
     from flows.report import describe_result
 
-    result = _run_flow(daily_recommendations, params, parser)
+    result = _run_flow(run_daily, params, parser)
     if result is None:
         return EXIT_DATA
     print(describe_result(result))
@@ -272,11 +274,11 @@ def _backfill(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     params = _flow_params(BackfillParams, args, parser)
 
-    from flows.backfill import backfill_recommendations
+    from flows.backfill import run_backfill
     from flows.report import describe_backfill, show_progress
 
     show_progress()
-    result = _run_flow(backfill_recommendations, params, parser)
+    result = _run_flow(run_backfill, params, parser)
     if result is None:
         return EXIT_DATA
     print(describe_backfill(result, params.analytics))

@@ -18,13 +18,13 @@ from pathlib import Path
 import duckdb
 import torch
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.artifacts import report_run
 from flows.console import TrainingProgress
-from flows.params import DailyParams
+from flows.params import DailyParams, flat_flow_parameters
 from tasks import steps
 from tasks.publish.analytics import StoreSummary, publish_store, remove_dead_temporaries
 from tasks.ops.checkpoints import prune_checkpoints
@@ -36,7 +36,7 @@ from tasks.data.ingest import IngestReport
 from tasks.ops.lock import is_alive, run_alive, warehouse_lock
 from tasks.data.policy import ContractPolicy
 from tasks.publish.topk import PublishSummary
-from tasks.data.quality import DayContracts, contract_report, contract_summary
+from tasks.data.quality import DayContracts, contract_markdown, contract_report
 from tasks.ops.runs import (
     Provenance, abandon_dead_runs, code_version, complete_run, finish_run, ingested_inputs, library_versions,
     previous_metrics, record_metrics, record_provenance, record_stage_seconds, start_run,
@@ -45,7 +45,7 @@ from tasks.data.validate import SourceValidation
 from tasks.learn.evaluate import Metric
 from tasks.learn.ranking import TopK
 from tasks.graph.snapshot import DaySnapshot, read_snapshot
-from tasks.learn.train import EpochProgress
+from tasks.learn.train import EpochProgress, TrainingReport
 from tasks.learn.validation_curve import HoldoutRecall
 
 FLOW_NAME = "daily-recommendations"
@@ -95,9 +95,15 @@ def check_data_contracts(
 ) -> DayContracts:
     """Dataset expectations and the policy; a broken contract fails here (a data error: never retried)."""
     day = steps.check_data_contracts(db, ds, run_id, policy, validation, docs_dir)
-    report = contract_report(day)
-    if docs_dir is not None or report:  # the run's own day always; a caught-up day when it has something to say
-        create_table_artifact(key=f"data-contracts-{ds.isoformat()}", table=report, description=contract_summary(day))
+    findings = {row["source"] for row in contract_report(day)}
+    for v in day.validation:
+        # The run's own day always; a caught-up day where it has something to say. One key per source: its
+        # versions are that source's contract history.
+        if docs_dir is not None and v.rows_read or v.source in findings:
+            create_markdown_artifact(
+                contract_markdown(day, v.source), key=f"data-contracts-{v.source.replace('_', '-')}",
+                description=f"data contracts of {v.source} for {ds.isoformat()}",
+            )
     day.raise_if_broken()
     return day
 
@@ -252,13 +258,29 @@ def publish_analytics(db: Path, analytics: Path, completing: str | None = None) 
     return summary
 
 
-@flow(name=FLOW_NAME, flow_run_name="{params.model}-{params.ds}", log_prints=False)
-def daily_recommendations(params: DailyParams = DailyParams()) -> DailyResult:
+def daily_run_name() -> str:
+    """``lightgcn-2026-01-14`` (``lightgcn,mf,pop-2026-01-14`` for several models): the models and the day, the
+    scheduled day when the run names none."""
+    parameters = flow_run.parameters
+    models = parameters.get("model", DailyParams.model_fields["model"].default)
+    label = models if isinstance(models, str) else ",".join(models)
+    return f"{label}-{parameters.get('ds') or resolve_ds(None)}"
+
+
+@flow(name=FLOW_NAME, flow_run_name=daily_run_name, log_prints=False)
+@flat_flow_parameters(DailyParams)
+def daily_recommendations(**options: object) -> DailyResult:
     """Process one day of landed data into published per-user top-K recommendations of each selected model."""
+    params = DailyParams(**options)
     ds = resolve_ds(params.ds)
     params.check_before_run(ds)  # the option checks that need the file system, before any write
-    holder = f"{FLOW_NAME} model={params.model} ds={ds}"
+    holder = f"{FLOW_NAME} model={params.model_label} ds={ds}"
     return process_day(params.model_copy(update={"ds": ds}), FLOW_NAME, writer=lambda: writing(params, holder))
+
+
+def run_daily(params: DailyParams) -> DailyResult:
+    """The daily flow with the options of ``params`` (callers that already hold validated options)."""
+    return daily_recommendations(**params.flow_parameters())
 
 
 @contextlib.contextmanager
@@ -302,7 +324,7 @@ def process_day(params: DailyParams, flow_name: str, train: bool = True, writer:
     run_ids = [uuid.uuid4().hex for _ in models]
     seconds: dict[str, float] = {}
     started_at = _now()
-    writer = writer or (lambda: writing(params, f"{flow_name} model={params.model} ds={ds}"))
+    writer = writer or (lambda: writing(params, f"{flow_name} model={params.model_label} ds={ds}"))
     with contextlib.ExitStack() as alive:
         for run_id in run_ids:
             alive.enter_context(run_alive(params.db, run_id))
@@ -312,8 +334,9 @@ def process_day(params: DailyParams, flow_name: str, train: bool = True, writer:
             caught_up = time.perf_counter()
             if publish_analytics(params.db, params.analytics) is not None:
                 seconds["analytics"] = time.perf_counter() - caught_up
+            flow_run_id = flow_run.get_id()
             for model, run_id in zip(models, run_ids):
-                start_run(held, run_id, flow_name, ds, model, run_parameters(params, train, model), started_at)
+                start_run(held, run_id, flow_name, ds, model, run_parameters(params, train, model), started_at, flow_run_id)
             failpoint("run-registered")
             try:
                 days_ingested, validation, contracts = _prepare(params, run_ids[0], seconds)
@@ -379,7 +402,7 @@ def _run_model(
     if day.holdout is not None:
         with _timed(seconds, "train"):
             trained, recalls = train_model(day, "holdout", recipe, checkpoints / "holdout.pt", device, params.curve_recall)
-        curve = TrainingCurve("holdout model", trained.report.epoch_losses, recalls)
+        curve = _curve("holdout model", trained.report, recalls)
         with _timed(seconds, "evaluate"):
             evaluated = evaluate_model(day, trained, recipe, device, params.protocol)
             with writer() as held:
@@ -390,7 +413,7 @@ def _run_model(
     if trained is None or params.retrain:
         with _timed(seconds, "train"):
             trained, _ = train_model(day, "final", recipe, checkpoints / "final.pt", device)
-        curve = curve or TrainingCurve("published model", trained.report.epoch_losses, [])
+        curve = curve or _curve("published model", trained.report)
     with _timed(seconds, "publish"):
         top = rank_catalog(day, trained, recipe, params.top_k, device)
     with writer() as held:
@@ -401,8 +424,14 @@ def _run_model(
         store = _finish(params, held, run_id, seconds)
         previous_run, previous = previous_metrics(held, run_id, model, _now())
         prune_checkpoints(held, params.db, model, params.keep_checkpoints)
-    report_run(model, day.ds, metrics, previous_run, previous, curve, evaluated[0].protocol if evaluated else None)
+    report_run(
+        model, day.ds, run_id, metrics, previous_run, previous, curve, checkpoints, evaluated[0].protocol if evaluated else None
+    )
     return ModelResult(run_id, model, metrics, published, seconds, params.analytics if store is not None else None)
+
+
+def _curve(which: str, report: TrainingReport, recalls: list[float] = ()) -> TrainingCurve:
+    return TrainingCurve(which, report.epoch_losses, report.validation, report.monitor, report.best_epoch, list(recalls))
 
 
 def _finish(params: DailyParams, held: duckdb.DuckDBPyConnection, run_id: str, seconds: dict[str, float]) -> StoreSummary | None:

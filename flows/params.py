@@ -8,12 +8,13 @@ the flow calls it first thing, so a deployment's run gets the same checks. Messa
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -37,6 +38,11 @@ RECIPE_FIELDS = (
 )
 
 
+# A model's registry name: the flow's form offers these as choices and the Prefect server refuses any other when a run
+# is created.
+ModelName = Literal[*MODELS]
+
+
 class OptionError(ValueError):
     """An option value refused by a check that looks at the file system; the message starts with the option."""
 
@@ -49,9 +55,10 @@ class DailyParams(BaseModel):
     ds: date | None = Field(
         None, description=f"day to process (YYYY-MM-DD, {DS_MIN}..{DS_MAX}); default: the scheduled day, else today"
     )
-    model: str = Field(
+    model: ModelName | tuple[ModelName, ...] = Field(
         "lightgcn",
-        description=f"model(s) to train, comma-separated to train several on one prepared day: {', '.join(MODELS)}",
+        description=f"model(s) to train; several (a list, or comma-separated on the command line) train on one "
+        f"prepared day: {', '.join(MODELS)}",
     )
     top_k: int = Field(50, ge=1, le=1000, description="recommendations published per user")
     options: dict[str, str] = Field(
@@ -126,16 +133,23 @@ class DailyParams(BaseModel):
             data = {**data, "analytics": views_file(Path(data["analytics"]))}  # a store given as its folder
         return data
 
-    @field_validator("model")
+    @field_validator("model", mode="before")
     @classmethod
-    def known_model(cls, value: str) -> str:
-        names = [name.strip() for name in value.split(",")]
-        for name in names:
+    def known_models(cls, value: object) -> object:
+        """One model, a list of them, or their comma-separated names (the command line), as the tuple of names; an
+        unknown or repeated name is refused with one message (rather than one per branch of the type's union)."""
+        if isinstance(value, str):
+            value = [name.strip() for name in value.split(",")]
+        if not isinstance(value, list | tuple):
+            return value  # not a model name at all: the type's own message says so
+        if not value:
+            raise ValueError(f"name at least one model: {', '.join(MODELS)}")
+        for name in value:
             if name not in MODELS:
                 raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-        if len(set(names)) != len(names):
-            raise ValueError(f"a model is named twice in {value!r}")
-        return ",".join(names)
+        if len(set(value)) != len(value):
+            raise ValueError(f"a model is named twice in {','.join(value)!r}")
+        return tuple(value)
 
     @field_validator("ds")
     @classmethod
@@ -193,7 +207,17 @@ class DailyParams(BaseModel):
     @property
     def models(self) -> tuple[str, ...]:
         """The selected models, in the order given."""
-        return tuple(self.model.split(","))
+        return (self.model,) if isinstance(self.model, str) else tuple(self.model)
+
+    @property
+    def model_label(self) -> str:
+        """The selected models as run names and lock holders spell them: ``lightgcn,mf,pop``."""
+        return ",".join(self.models)
+
+    def flow_parameters(self) -> dict[str, Any]:
+        """Every field as the flow's keyword parameter of that name (:func:`flat_flow_parameters`), the models as a
+        list."""
+        return {name: getattr(self, name) for name in type(self).model_fields} | {"model": list(self.models)}
 
     @property
     def future_tolerance(self) -> timedelta:
@@ -229,6 +253,38 @@ class DailyParams(BaseModel):
         if value is not None:
             parse_protocol(value)
         return value
+
+
+FlowFunction = TypeVar("FlowFunction", bound=Callable[..., Any])
+
+
+def flat_flow_parameters(params: type[BaseModel], exclude: tuple[str, ...] = ()) -> Callable[[FlowFunction], FlowFunction]:
+    """Give a flow written as ``def f(**options)`` one typed keyword parameter per field of ``params``.
+
+    Prefect builds a flow's form and parameter schema (types, ranges, choices, descriptions) from its function's
+    signature and docstring, validates a run's parameters against them, and merges a run's parameters over its
+    deployment's key by key: with one parameter per option, ``prefect deployment run ... -p epochs=3`` changes
+    that option alone. The options stay defined once, as the fields of ``params``; the docstring's ``Args``
+    section, which Prefect shows beside each parameter, is written from their descriptions. Fields named in
+    ``exclude`` are no parameters of the flow.
+    """
+    fields = {name: field for name, field in params.model_fields.items() if name not in exclude}
+
+    def apply(fn: FlowFunction) -> FlowFunction:
+        parameters = [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY,
+                default=inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True),
+                annotation=Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation,
+            )
+            for name, field in fields.items()
+        ]  # fmt: skip
+        fn.__signature__ = inspect.Signature(parameters, return_annotation=inspect.signature(fn).return_annotation)
+        described = "\n".join(f"    {name}: {field.description}" for name, field in fields.items())
+        fn.__doc__ = f"{inspect.cleandoc(fn.__doc__ or '')}\n\nArgs:\n{described}\n"
+        return fn
+
+    return apply
 
 
 def check_day_range(day: date, error: type[ValueError] = ValueError, prefix: str = "") -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import great_expectations  # noqa: F401 - imported once here rather than in every child
 import torch  # noqa: F401
 
-from flows.daily import daily_recommendations
+from flows.daily import run_daily
 from flows.params import DailyParams
 from tasks.data.policy import DataContractError
 
@@ -32,7 +32,7 @@ from tasks.data.policy import DataContractError
 def _child(params: DailyParams, env: dict[str, str]) -> int:
     os.environ.update(env)
     try:
-        daily_recommendations(params)
+        run_daily(params)
     except DataContractError:
         return 1
     return 0

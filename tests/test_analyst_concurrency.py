@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from flows.daily import daily_recommendations
+from flows.daily import run_daily
 from flows.params import DailyParams
 from tasks.publish.analytics import open_store
 from tasks.data.demo import generate_demo_world
@@ -71,7 +71,7 @@ def test_analyst_session_neither_blocks_a_run_nor_sees_a_partial_partition(prefe
     )
     analytics = params.analytics  # the store of --db: data/gnnrec.analytics/views.duckdb
     assert analytics == tmp_path / "data" / "gnnrec.analytics" / "views.duckdb"
-    first = daily_recommendations(params)
+    first = run_daily(params)
 
     stop = tmp_path / "stop"
     analysts = {
@@ -88,7 +88,7 @@ def test_analyst_session_neither_blocks_a_run_nor_sees_a_partial_partition(prefe
                 assert analyst.poll() is None, analyst.stderr.read()
                 assert time.monotonic() < deadline, f"the {mode} analyst did not start"
                 time.sleep(0.1)
-        second = daily_recommendations(params.model_copy(update={"seed": 99}))
+        second = run_daily(params.model_copy(update={"seed": 99}))
         stop.touch()
         reports = {}
         for mode, analyst in analysts.items():
@@ -114,7 +114,7 @@ def test_analyst_session_neither_blocks_a_run_nor_sees_a_partial_partition(prefe
     assert statuses == [(first.run_id, "completed"), (second.run_id, "completed")]
     # --keep-checkpoints 1: the second run's completion deleted the first run's checkpoints
     assert [p.name for p in (tmp_path / "data" / "checkpoints").iterdir()] == [second.run_id]
-    assert sorted(p.name for p in (tmp_path / "data" / "checkpoints" / second.run_id).iterdir()) == ["final.pt", "holdout.pt"]
+    assert sorted(p.name for p in (tmp_path / "data" / "checkpoints" / second.run_id).iterdir()) == ["final.pt", "holdout.pt", "training_curve.png"]
     with open_store(analytics) as con:
         assert con.execute("select user_id, rank, item_id from recs.topk order by all").fetchall() == published
         assert con.execute("select distinct run_id from recs.topk").fetchall() == [(second.run_id,)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -12,13 +13,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.backfill import BACKFILL_FLOW, BackfillParams, backfill_recommendations
+from flows.backfill import BACKFILL_FLOW, BackfillParams, run_backfill
 from flows.cli import main
-from flows.daily import daily_recommendations, run_parameters
+from flows.daily import run_daily, run_parameters
 from flows.params import DailyParams
 from tasks.publish.analytics import open_store
 from tasks.ops.backfill import backfill_plan
-from tasks.learn.curves import TrainingCurve, curve_svg, metrics_comparison, training_curve_markdown
+from tasks.learn.curves import TrainingCurve, metrics_comparison, training_curve_png, training_curve_table
 from tasks.ops.db import connect
 from tasks.data.demo import generate_demo_world
 from tasks.ops.lock import WarehouseBusy, warehouse_lock
@@ -43,9 +44,9 @@ def backfilled(prefect_harness, tmp_path_factory):
         start=DAYS[0], end=DAYS[-1], model="mf", landing=landing, db=db, analytics=root / "data" / "analytics.duckdb",
         curve_recall=True, **TINY,
     )
-    first = backfill_recommendations(params)
+    first = run_backfill(params)
     runs_after_first = _runs(db)
-    again = backfill_recommendations(params)
+    again = run_backfill(params)
     return params, first, runs_after_first, again
 
 
@@ -112,18 +113,21 @@ def _artifacts(key: str) -> list:
 
 
 def test_each_trained_run_publishes_its_metrics_and_training_curve(backfilled):
-    _, first, _, _ = backfilled
+    params, first, _, _ = backfilled
     last = first.completed[-1]
     (metrics,) = _artifacts("metrics-mf")
     table = json.loads(metrics.data) if isinstance(metrics.data, str) else metrics.data
     assert table == metrics_comparison(last.metrics, {})  # the first mf run: nothing to compare with
     assert {row["previous"] for row in table} == {None} and len(table) == 15
+    assert [row["metric"] for row in table[:2]] == ["recall", "ndcg"] and table[0]["k"] == table[1]["k"] == 20
     (curve,) = _artifacts("training-curve-mf")
-    assert curve.data.count("](data:image/svg+xml;base64,") == 2  # loss and holdout Recall@20
-    rows = [line.strip("|").split("|") for line in curve.data.splitlines() if line.startswith("| ") and "epoch" not in line]
-    assert [int(epoch) for epoch, _, _ in rows] == list(range(1, TINY["epochs"] + 1))
+    png = base64.b64decode(curve.data.removeprefix("data:image/png;base64,"))
+    assert png.startswith(b"\x89PNG") and png == (params.db.parent / "checkpoints" / last.run_id / "training_curve.png").read_bytes()
+    (epochs,) = _artifacts("training-epochs-mf")
+    rows = [line.strip("|").split("|") for line in epochs.data.splitlines()[2:]]
+    assert [int(row[0]) for row in rows] == list(range(1, TINY["epochs"] + 1))
     # after the last epoch the holdout model is the one evaluated: its curve ends at the recorded Recall@20
-    assert float(rows[-1][2]) == pytest.approx(last.metrics[("recall", 20)], abs=5e-5)
+    assert float(rows[-1][-1]) == pytest.approx(last.metrics[("recall", 20)], abs=5e-5)
 
 
 def test_a_changed_file_redoes_its_day_and_the_days_after(backfilled, tmp_path):
@@ -132,7 +136,7 @@ def test_a_changed_file_redoes_its_day_and_the_days_after(backfilled, tmp_path):
     original = changed.read_bytes()
     try:
         changed.write_bytes(original + original.splitlines(keepends=True)[1])  # one more (duplicate) row
-        redo = backfill_recommendations(params)
+        redo = run_backfill(params)
     finally:
         changed.write_bytes(original)
     assert set(redo.skipped) == {DAYS[0]}
@@ -141,7 +145,7 @@ def test_a_changed_file_redoes_its_day_and_the_days_after(backfilled, tmp_path):
     newest = _artifacts("metrics-mf")[0]
     table = json.loads(newest.data) if isinstance(newest.data, str) else newest.data
     assert table == metrics_comparison(redo.completed[-1].metrics, first.completed[-1].metrics)
-    forced = backfill_recommendations(params.model_copy(update={"force": True, "start": DAYS[2]}))
+    forced = run_backfill(params.model_copy(update={"force": True, "start": DAYS[2]}))
     assert [r.ds for r in forced.completed] == DAYS[2:] and forced.skipped == {}
 
 
@@ -184,7 +188,7 @@ def test_same_inputs_parameters_and_seed_publish_the_same_top_k(prefect_harness,
     for name in ("a", "b"):
         params = DailyParams(ds=world.days[-1], model="lightgcn", landing=landing, db=tmp_path / name / "gnnrec.duckdb",
                              analytics=tmp_path / name / "analytics.duckdb", **TINY)
-        result = daily_recommendations(params)
+        result = run_daily(params)
         with duckdb.connect(str(params.db), read_only=True) as con:
             published.append(con.execute("select ds, model, user_id, rank, item_id, score from recs.topk order by all").fetchall())
         assert result.published.rows == len(published[-1]) > 0
@@ -202,7 +206,7 @@ def test_a_second_writer_fails_at_once_naming_the_holder(prefect_harness, tmp_pa
         assert holder.stdout.readline() == "held\n"
         started = time.monotonic()
         with pytest.raises(WarehouseBusy, match=f"locked by another run: pid {holder.pid} .*: test holder"):
-            daily_recommendations(DailyParams(ds=START, landing=tmp_path, db=db))
+            run_daily(DailyParams(ds=START, landing=tmp_path, db=db))
         with pytest.raises(SystemExit) as exit_info:
             main(["run", "--ds", str(START), "--landing", str(tmp_path), "--db", str(db)])
         assert exit_info.value.code == 3
@@ -235,16 +239,21 @@ def test_old_warehouses_gain_the_registry_columns(tmp_path):
 
 
 def test_curve_and_comparison_are_exact():
-    svg = curve_svg([3.0, 2.0, 1.0], "loss")
-    # 480 x 240 with a 40 margin: x from 40 to 440, y from 200 (lowest value) up to 40 (highest)
-    assert '<polyline points="40.0,40.0 240.0,120.0 440.0,200.0"' in svg
-    markdown = training_curve_markdown(TrainingCurve("holdout model", [0.7, 0.5], [0.1, 0.25]), "mf")
-    assert markdown.endswith(
-        "| epoch | BPR loss | holdout Recall@20 |\n|---:|---:|---:|\n| 1 | 0.700000 | 0.1000 |\n| 2 | 0.500000 | 0.2500 |\n"
+    curve = TrainingCurve("holdout model", [0.7, 0.5, 0.4], [(2, 0.3)], "recall@20", 2, [0.1, 0.25, 0.2])
+    assert training_curve_table(curve) == (
+        "| epoch | loss | validation recall@20 | holdout recall@20 |\n|---:|---:|---:|---:|\n"
+        "| 1 | 0.700000 |  | 0.1000 |\n| 2 | 0.500000 | 0.3000 | 0.2500 |\n| 3 | 0.400000 |  | 0.2000 |\n"
     )
-    assert metrics_comparison({("recall", 20): 0.5, ("ndcg", 20): 0.25}, {("recall", 20): 0.4}) == [
-        {"metric": "ndcg", "k": 20, "value": 0.25, "previous": None, "change": None},
+    png = training_curve_png(curve, "mf")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and int.from_bytes(png[16:20]) == 900  # 9 in at 100 dpi
+    # the headline first, whatever the names' order; values rounded for reading
+    assert metrics_comparison(
+        {("hit_rate", 20): 0.75, ("ndcg", 20): 0.251234, ("recall", 10): 0.2, ("recall", 20): 0.5}, {("recall", 20): 0.4}
+    ) == [
         {"metric": "recall", "k": 20, "value": 0.5, "previous": 0.4, "change": 0.1},
+        {"metric": "ndcg", "k": 20, "value": 0.2512, "previous": None, "change": None},
+        {"metric": "hit_rate", "k": 20, "value": 0.75, "previous": None, "change": None},
+        {"metric": "recall", "k": 10, "value": 0.2, "previous": None, "change": None},
     ]
 
 
@@ -268,7 +277,7 @@ def test_backfill_option_errors_are_one_line_and_exit_code_2(argv, message, tmp_
 def test_a_failed_run_is_recorded_with_its_error_and_the_stages_it_reached(prefect_harness, tmp_path):
     db, missing = tmp_path / "gnnrec.duckdb", tmp_path / "no-landing"
     with pytest.raises(ValueError, match="does not exist"):
-        daily_recommendations(DailyParams(ds=START, landing=missing, db=db, analytics=tmp_path / "analytics.duckdb"))
+        run_daily(DailyParams(ds=START, landing=missing, db=db, analytics=tmp_path / "analytics.duckdb"))
     with duckdb.connect(str(db), read_only=True) as con:
         (status, message, stages, finished), = con.execute("select status, message, stage_seconds, finished_at from ops.runs").fetchall()
     assert (status, message) == ("failed", f"LandingError: landing folder {missing} does not exist")

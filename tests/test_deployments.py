@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import date
 from pathlib import Path
@@ -90,7 +91,17 @@ def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path:
 
         daily = _api(f"{api}/deployments/name/daily-recommendations/daily")
         assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in daily["schedules"]] == [("0 3 * * *", "UTC")]
-        assert daily["work_pool_name"] == "gnnrec-process" and daily["parameters"]["params"]["model"] == "lightgcn,mf,pop"
+        assert daily["work_pool_name"] == "gnnrec-process"
+        assert daily["parameters"] == {"model": ["lightgcn", "mf", "pop"], "lock_wait": 3600}
+        # The server knows the registry: the form offers the models, and an unknown one is refused at creation.
+        schema = daily["parameter_openapi_schema"]["properties"]["model"]
+        assert set(schema["anyOf"][0]["enum"]) >= {"lightgcn", "mf", "pop", "kgat"}
+        try:
+            _api(f"{api}/deployments/{daily['id']}/create_flow_run", {"parameters": {"model": "lightgnc"}})
+        except urllib.error.HTTPError as refused:
+            assert refused.code in (409, 422), refused.code
+        else:
+            raise AssertionError("the server accepted an unknown model")
         backfill = _api(f"{api}/deployments/name/backfill-recommendations/backfill")
         assert backfill["schedules"] == [] and backfill["work_pool_name"] == "gnnrec-process"
 
@@ -99,7 +110,7 @@ def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path:
                   "analytics": str(tmp_path / "data" / "analytics.duckdb")}
         run = _api(
             f"{api}/deployments/{daily['id']}/create_flow_run",
-            {"parameters": {"params": params},
+            {"parameters": params,
              "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": f"{SCHEDULED_DAY}T03:00:00Z"}}},
         )
         worker = subprocess.Popen(
@@ -111,6 +122,10 @@ def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path:
             assert time.monotonic() < deadline, f"flow run still {state}"
             time.sleep(1)
         assert state == "COMPLETED", (tmp_path / "server.log").read_text()[-4000:]
+        finished = _api(f"{api}/flow_runs/{run['id']}")
+        # one key overridden, the deployment's others kept: lock_wait stays, the model is the run's own
+        assert finished["parameters"]["lock_wait"] == 3600 and finished["parameters"]["model"] == "pop"
+        assert finished["name"] == f"pop-{SCHEDULED_DAY}"
     finally:
         if worker is not None:
             _stop(worker)
@@ -119,10 +134,11 @@ def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path:
 
     with duckdb.connect(str(db), read_only=True) as con:
         runs = con.execute("select ds, model, status from ops.runs").fetchall()
+        (flow_run_id,) = con.execute("select flow_run_id from ops.runs").fetchone()
         per_user = con.execute(
             "select ds, model, count(distinct user_id), min(n), max(n) from "
             "(select ds, model, user_id, count(*) as n from recs.topk group by all) group by all"
         ).fetchall()
         users = con.execute("select count(distinct user_id) from clean.interactions where ds <= ?", [SCHEDULED_DAY]).fetchone()[0]
-    assert runs == [(SCHEDULED_DAY, "pop", "completed")]
+    assert runs == [(SCHEDULED_DAY, "pop", "completed")] and flow_run_id == run["id"]
     assert per_user == [(SCHEDULED_DAY, "pop", users, TOP_K, TOP_K)]

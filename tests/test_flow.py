@@ -8,7 +8,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from flows.daily import daily_recommendations
+from flows.daily import run_daily
 from flows.params import DailyParams
 from tasks.data.demo import generate_demo_world
 
@@ -33,11 +33,11 @@ def two_runs(prefect_harness, tmp_path_factory):
     landing, db = root / "landing", root / "data" / "gnnrec.duckdb"
     world = generate_demo_world(landing, start=date(2026, 3, 1), days=6, users=300, items=150, seed=5)
     params = DailyParams(ds=DS, model="lightgcn", top_k=20, epochs=4, embedding_dim=16, landing=landing, db=db)
-    first = daily_recommendations(params)
+    first = run_daily(params)
     after_first = _snapshot(db, STABLE_TABLES + ["recs.topk"])
-    second = daily_recommendations(params)
+    second = run_daily(params)
     after_second = _snapshot(db, STABLE_TABLES + ["recs.topk"])
-    pop = daily_recommendations(params.model_copy(update={"model": "pop"}))
+    pop = run_daily(params.model_copy(update={"model": "pop"}))
     return world, db, (first, second, pop), after_first, after_second
 
 
@@ -96,3 +96,20 @@ def test_runs_and_metrics_are_recorded(two_runs):
         assert all(0.0 <= v <= 1.0 for v in recorded.values())
     assert first.metrics == second.metrics  # seeded and deterministic on CPU
     assert latest == [("lightgcn", 1, DS), ("pop", 1, DS)]
+
+
+def test_each_run_is_named_after_its_model_and_day_and_recorded_with_its_flow_run(two_runs):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    _, db, (first, second, pop), _, _ = two_runs
+    with duckdb.connect(str(db), read_only=True) as con:
+        recorded = dict(con.execute("select run_id, flow_run_id from ops.runs").fetchall())
+    ids = [recorded[result.run_id] for result in (first, second, pop)]
+    assert len(set(ids)) == 3 and None not in ids
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+    assert sorted(run.name for run in runs) == [f"lightgcn-{DS}", f"lightgcn-{DS}", f"pop-{DS}"]
+    # the flow run carries each option as a parameter of its own, the models as a list
+    assert sorted(run.parameters["model"] for run in runs) == [["lightgcn"], ["lightgcn"], ["pop"]]
+    assert all(run.parameters["top_k"] == 20 and run.parameters["epochs"] == 4 for run in runs)

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import duckdb
 import pytest
 
-from flows.daily import daily_recommendations
+from flows.daily import run_daily
 from flows.params import DailyParams
 from tasks.data.demo import generate_demo_world
 from tasks.data.policy import DataContractError
@@ -19,16 +19,15 @@ DAYS = 4
 DS = START + timedelta(days=DAYS - 1)
 
 
-def _artifact(key: str) -> tuple[list[dict], str]:
-    """The newest artifact with ``key``, read back through the Prefect API: (its table, its description)."""
+def _artifact(key: str) -> tuple[str, str]:
+    """The newest artifact with ``key``, read back through the Prefect API: (its markdown, its description)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
     newest = max(artifacts, key=lambda a: a.created)
-    data = json.loads(newest.data) if isinstance(newest.data, str) else newest.data
-    return data, newest.description
+    return newest.data, newest.description
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def test_a_day_with_three_percent_bad_rows_publishes_and_its_artifact_lists_the_
     lines += [f",sku-bad{n},view,,{DS.isoformat()}T08:00:00Z" for n in range(bad - out_of_range)]
     (day_dir / "late.csv").write_text("user_id,item_id,event,rating,ts\n" + "\n".join(lines) + "\n", encoding="utf-8")
 
-    result = daily_recommendations(params)
+    result = run_daily(params)
 
     assert result.published is not None and result.published.rows > 0
     with duckdb.connect(str(db), read_only=True) as con:
@@ -72,15 +71,19 @@ def test_a_day_with_three_percent_bad_rows_publishes_and_its_artifact_lists_the_
     assert 0.02 < share < 0.05
     assert recorded[0] > 0 and recorded[1] >= 1
 
-    table, description = _artifact(f"data-contracts-{DS.isoformat()}")
-    quarantined = {(r["source"], r["name"], r["observed"]) for r in table if r["outcome"] == "quarantined"}
-    assert quarantined == {
-        ("interactions", "rating_number_in_0_5", f"{out_of_range} rows"),
-        ("interactions", "not_nullable", f"{bad - out_of_range} rows"),
-    }
-    assert f"{bad:,} quarantined" in description
-    assert "data_docs/index.html" in description
+    # one artifact per source under a stable key, its findings readable in the UI itself
+    markdown, description = _artifact("data-contracts-interactions")
+    assert description == f"data contracts of interactions for {DS.isoformat()}"
+    quarantined = [line for line in markdown.splitlines() if line.endswith("| quarantined |")]
+    assert sorted(quarantined) == [
+        f"| row rule | not_nullable | {bad - out_of_range} rows | quarantined |",
+        f"| row rule | rating_number_in_0_5 | {out_of_range} rows | quarantined |",
+    ]
+    assert f"{bad:,} quarantined." in markdown and "All rules met" not in markdown
+    assert "data_docs/index.html`" in markdown and "file://" not in markdown
     assert (db.parent / "data_docs" / "index.html").is_file()
+    social, _ = _artifact("data-contracts-social")  # a clean source says so rather than showing an empty table
+    assert "**All rules met.**" in social and " 0 quarantined." in social
 
 
 def test_a_day_with_a_critical_failure_stops_before_training_and_leaves_the_published_lists(contract_runs):
@@ -101,7 +104,7 @@ def test_a_day_with_a_critical_failure_stops_before_training_and_leaves_the_publ
     (day_dir / "events.csv").write_text("user_id,item_id,event,rating,ts\n" + "\n".join(lines) + "\n", encoding="utf-8")
 
     with pytest.raises(DataContractError, match="ratings_agree_per_event") as raised:
-        daily_recommendations(params.model_copy(update={"ds": next_day}))
+        run_daily(params.model_copy(update={"ds": next_day}))
 
     message = str(raised.value)
     assert message.startswith(f"data contract broken on {next_day.isoformat()}; nothing was trained or published:")
@@ -114,8 +117,10 @@ def test_a_day_with_a_critical_failure_stops_before_training_and_leaves_the_publ
         # the graph step never ran for the refused day
         assert con.execute("select count(*) from graph.user_ids where first_ds = ?", [next_day]).fetchone() == (0,)
     assert status == "failed" and run_message.startswith("DataContractError: data contract broken on")
-    table, _ = _artifact(f"data-contracts-{next_day.isoformat()}")
-    assert {(r["name"], r["outcome"]) for r in table if r["check"] == "expectation"} >= {("ratings_agree_per_event", "failed (critical)")}
+    markdown, description = _artifact("data-contracts-interactions")
+    assert description == f"data contracts of interactions for {next_day.isoformat()}"
+    assert "| expectation | ratings_agree_per_event | " in markdown and markdown.count("| failed (critical) |") == 1
+    assert "**The run stopped before training:**" in markdown
 
 
 def test_a_broken_contract_is_never_retried_but_a_transient_io_error_is():

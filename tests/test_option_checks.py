@@ -233,10 +233,10 @@ def test_backfill_checks_its_range_and_its_first_training_day(landing, tmp_path,
 
 def test_the_flow_itself_refuses_before_writing(prefect_harness, landing, tmp_path):
     """A deployment's run has no CLI: the flow's first line runs the same checks."""
-    from flows.daily import daily_recommendations
+    from flows.daily import run_daily
 
     with pytest.raises(OptionError, match="^--eval-days: holding out 3 days leaves nothing to train on"):
-        daily_recommendations(DailyParams(ds=LAST, landing=landing, eval_days=3, db=tmp_path / "gnnrec.duckdb"))
+        run_daily(DailyParams(ds=LAST, landing=landing, eval_days=3, db=tmp_path / "gnnrec.duckdb"))
     assert list(tmp_path.iterdir()) == []
 
 

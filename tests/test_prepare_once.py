@@ -9,7 +9,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from flows.daily import daily_recommendations
+from flows.daily import run_daily
 from flows.params import DailyParams
 from tasks.graph import snapshot as snapshot_module
 from tasks.data.demo import generate_demo_world
@@ -34,12 +34,12 @@ def three_models(prefect_harness, tmp_path_factory):
     try:
         combined = DailyParams(ds=days[-1], model="lightgcn,mf,pop", landing=landing, db=root / "all" / "gnnrec.duckdb",
                                analytics=root / "all" / "analytics.duckdb", **TINY)  # fmt: skip
-        result = daily_recommendations(combined)
+        result = run_daily(combined)
         reads_of_combined = list(reads)
         singles = {}
         for model in ("lightgcn", "mf", "pop"):
             params = combined.model_copy(update={"model": model, "db": root / model / "gnnrec.duckdb", "analytics": root / model / "analytics.duckdb"})
-            singles[model] = daily_recommendations(params)
+            singles[model] = run_daily(params)
     finally:
         snapshot_module.load_interaction_pairs = original
     return combined, result, reads_of_combined, singles

@@ -124,3 +124,7 @@ create table if not exists ops.day_progress (
 -- the evaluation protocol of each figure (issue 10): full, sampled:N, ctr or rating; AUC and RMSE have no k
 alter table ops.metrics add column if not exists protocol varchar default 'full';
 alter table ops.metrics alter column k drop not null;
+
+-- the Prefect flow run each gnnrec run belongs to (issue 11): several models of one day share one flow run, and each
+-- day of a backfill is a flow run of its own under the backfill's; null for a run made outside Prefect
+alter table ops.runs add column if not exists flow_run_id varchar;

@@ -189,16 +189,31 @@ def contract_report(day: DayContracts) -> list[dict[str, str | int]]:
     return rows
 
 
-def contract_summary(day: DayContracts) -> str:
-    """The markdown that goes with :func:`contract_report`: totals per source and where the data docs are."""
-    lines = [f"Data contracts for {day.ds.isoformat()}", ""]
-    for v in day.validation:
-        if v.rows_read:
-            lines.append(f"- {v.source}: {v.rows_read:,} rows read, {v.rows_loaded:,} loaded, {v.rows_quarantined:,} quarantined")
-    failed = sum(not r.success for r in day.expectations)
-    lines.append(f"- expectations: {len(day.expectations) - failed} met, {failed} failed")
-    if day.breaches:
-        lines += ["", "**The run stopped before training:**", "```", day.error_message(), "```"]
+def contract_markdown(day: DayContracts, source: str) -> str:
+    """One source's data contracts on one day, as an operator reads them in the Prefect UI: its row counts, then
+    every finding of :func:`contract_report` as a table, or a line saying all rules were met, so a clean day
+    reads as clean rather than as an empty table. Everything is in the text (a ``file://`` link is blocked by
+    browsers), and the data docs' path is given for those on the machine."""
+    rows = [r for r in contract_report(day) if r["source"] == source]
+    expectations = [r for r in day.expectations if r.source == source]
+    validation = next((v for v in day.validation if v.source == source), None)
+    lines = [f"## {source}, {day.ds.isoformat()}", ""]
+    if validation is not None:
+        lines.append(
+            f"{validation.rows_read:,} rows read, {validation.rows_loaded:,} loaded, "
+            f"{validation.rows_quarantined:,} quarantined."
+        )
+    failed = sum(not r.success for r in expectations)
+    lines.append(f"{len(expectations) - failed} of {len(expectations)} expectations met.")
+    lines.append("")
+    if rows:
+        lines += ["| check | name | observed | outcome |", "|---|---|---|---|"]
+        lines += [f"| {r['check']} | {r['name']} | {r['observed']} | {r['outcome']} |" for r in rows]
+    else:
+        lines.append("**All rules met.**")
+    breaches = [b for b in day.breaches if b.source == source]
+    if breaches:
+        lines += ["", "**The run stopped before training:**", "```", *(b.describe() for b in breaches), "```"]
     if day.data_docs is not None:
-        lines += ["", f"Great Expectations data docs: [{day.data_docs}]({day.data_docs.resolve().as_uri()})"]
+        lines += ["", f"Great Expectations data docs on the run's machine: `{day.data_docs}`"]
     return "\n".join(lines)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -215,6 +216,27 @@ def _raw_chunks(con: duckdb.DuckDBPyConnection, source: str, ds: date) -> tuple[
     return files, chunks()
 
 
+def _checked_ahead(
+    chunks: Iterator[pl.DataFrame], check: Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
+) -> Iterator[tuple[int, pl.DataFrame, pl.DataFrame]]:
+    """``(rows read, clean, quarantine)`` of each chunk in order, checking the next chunk while the caller writes
+    this one.
+
+    Writing a chunk is DuckDB's work and checking one is polars', and each runs mostly on one core with the GIL
+    released, so on a machine with two cores they overlap instead of taking turns. Chunks are still read, and
+    their results written, in order by the caller's thread; at most two chunks are in memory at a time.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gnnrec-check") as checker:
+        ahead = None
+        for raw in chunks:
+            checking = checker.submit(lambda rows=raw: (rows.height, *check(rows)))
+            if ahead is not None:
+                yield ahead.result()
+            ahead = checking
+        if ahead is not None:
+            yield ahead.result()
+
+
 def _insert_checked(con: duckdb.DuckDBPyConnection, table: str, ds: date, files: list[str], rows: pl.DataFrame) -> None:
     """Append checked rows (keyed by :data:`PROVENANCE`) to ``table``; the day and the file's path are added in SQL.
 
@@ -251,11 +273,11 @@ def validate_partition(
             missing = {number[path]: list(cols) for src, path, cols in missing_rows if src == source and path in number}
             read = loaded = quarantined = 0
             rule_counts: Counter[str] = Counter()
-            for raw in chunks:
-                clean, quarantine = split_rows(raw, contract, missing, latest)
+            checked = _checked_ahead(chunks, lambda raw: split_rows(raw, contract, missing, latest))
+            for rows_read, clean, quarantine in checked:
                 _insert_checked(con, f"clean.{source}", ds, files, clean)
                 _insert_checked(con, f"quarantine.{source}", ds, files, quarantine)
-                read, loaded = read + raw.height, loaded + clean.height
+                read, loaded = read + rows_read, loaded + clean.height
                 quarantined += quarantine.select(PROVENANCE).unique().height
                 rule_counts.update(dict(quarantine.group_by("rule").len().iter_rows()))
             summaries.append(SourceValidation(source, read, loaded, quarantined, dict(sorted(rule_counts.items()))))

@@ -39,13 +39,16 @@ def abandon_dead_runs(
 
 
 def start_run(
-    con: duckdb.DuckDBPyConnection, run_id: str, flow: str, ds: date, model: str, params: dict, started_at: datetime
+    con: duckdb.DuckDBPyConnection, run_id: str, flow: str, ds: date, model: str, params: dict, started_at: datetime,
+    flow_run_id: str | None = None,
 ) -> None:
+    """Register a run as ``running``; ``flow_run_id`` is the Prefect flow run it belongs to."""
     con.execute(
         sql_text("ops/start_run"),
         {
             "run_id": run_id, "flow": flow, "ds": ds, "model": model,
             "params": json.dumps(params, sort_keys=True, default=str), "started_at": started_at,
+            "flow_run_id": flow_run_id,
         },
     )
 

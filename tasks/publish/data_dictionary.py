@@ -68,6 +68,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "device": "the torch device it trained on: cpu or cuda",
         "stage_seconds": "JSON: seconds spent in each stage (ingest, validate, build_graph, train, evaluate, "
         "publish, analytics)",
+        "flow_run_id": "the Prefect flow run it belongs to (its id in the Prefect API and UI; the runs of several "
+        "models of one day share one, each backfill day has its own); null for a run made outside Prefect",
     },
     "ops.metrics": {
         "run_id": "the evaluated run (ops.runs.run_id); only runs with a holdout (--eval-days >= 1) have metrics",
