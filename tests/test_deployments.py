@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from tasks.data.demo import generate_demo_world
+from tasks.data.ingest import read_landed_file
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 PREFECT = Path(sys.executable).with_name("prefect")
@@ -56,6 +57,10 @@ def _stop(process: subprocess.Popen) -> None:
 def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path: Path):
     landing, db = tmp_path / "landing", tmp_path / "data" / "gnnrec.duckdb"
     generate_demo_world(landing, start=date(2026, 5, 1), days=3, users=60, items=40, seed=8)
+    # one bad row on the scheduled day: its warning must reach the flow run's logs on the server
+    day_dir = landing / "interactions" / f"ds={SCHEDULED_DAY}"
+    rows_landed = sum(read_landed_file(f)[0].height for f in day_dir.iterdir())
+    (day_dir / "late.csv").write_text(f"user_id,item_id,event,rating,ts\nu-x,sku-x,rate,11,{SCHEDULED_DAY}T08:00:00Z\n")
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = os.environ | {
@@ -126,6 +131,10 @@ def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path:
         # one key overridden, the deployment's others kept: lock_wait stays, the model is the run's own
         assert finished["parameters"]["lock_wait"] == 3600 and finished["parameters"]["model"] == "pop"
         assert finished["name"] == f"pop-{SCHEDULED_DAY}"
+        # gnnrec's own loggers reach the run's logs in the UI: the worker's flow run read the project's prefect.toml
+        logs = _api(f"{api}/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200})
+        warned = [e["message"] for e in logs if e["name"] == "tasks.data.validate" and e["level"] == 30]
+        assert warned == [f"interactions {SCHEDULED_DAY}: 1 of {rows_landed + 1} rows quarantined {{'rating_number_in_0_5': 1}}"]
     finally:
         if worker is not None:
             _stop(worker)
