@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from functools import cache
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
@@ -51,7 +52,8 @@ def demo_world(users: int = 300, items: int = 400, days: int = 4, seed: int = 3)
     world = demo._plant_world(world_rng, days=days, users=users, items=items)
     day_list = [date(2026, 1, 1) + timedelta(days=d) for d in range(days)]
     interactions = demo._interactions(world, interaction_rng, day_list)
-    kg, links = demo._kg_triples(world), demo._item_links(world)
+    # every item's link, whether or not anybody interacts with it (the model needs no landing day for it)
+    kg, links = demo._kg_triples(world), pl.DataFrame({"item_id": world.item_ids, "entity_id": world.item_entities})
     user_index = {u: j for j, u in enumerate(world.user_ids)}
     item_index = {i: j for j, i in enumerate(world.item_ids)}
     entities: dict[str, int] = {}

@@ -18,7 +18,8 @@ The world is built so that a graph recommender has something to find and a popul
   community. An edge lands on the day the later of its two users joins; there are no self-loops or duplicates.
 * **Knowledge graph.** ``(entity, has_genre, genre:<g>)`` and ``(entity, created_by, creator:<c>)`` for every
   item, ``(creator:<c>, works_in, genre:<g>)`` for every creator; each lands on the first day it is needed, and
-  ``item_entities`` links each item to its entity on its release day.
+  ``item_entities`` links each item to its entity on the day of its first interaction (never, for an item nobody
+  interacts with).
 
 External IDs are random hex strings (``u-…``, ``sku-…``, ``ent:…``, ``creator:…``), never dense indices, so the
 pipeline has to build its own index mappings. Files are laid out as ``<out>/<source>/ds=YYYY-MM-DD/<file>``:
@@ -124,11 +125,12 @@ def generate_demo_world(out: Path, *, start: date, days: int, users: int, items:
     world_rng, interaction_rng, social_rng = np.random.default_rng(seed).spawn(3)
     world = _plant_world(world_rng, days=days, users=users, items=items)
     day_list = [start + timedelta(days=offset) for offset in range(days)]
+    interactions = _interactions(world, interaction_rng, day_list)
     frames = {
-        "interactions": _interactions(world, interaction_rng, day_list),
+        "interactions": interactions,
         "social": _social_edges(world, social_rng, day_list),
         "kg": _kg_triples(world),
-        "item_entities": _item_links(world),
+        "item_entities": _item_links(world, interactions),
     }
     for source, frame in frames.items():
         _write_partitions(out, source, frame, day_list)
@@ -328,10 +330,13 @@ def _kg_triples(world: _World) -> pl.DataFrame:
     return pl.concat([works_in, has_genre, created_by]).sort(DAY_COLUMN, "relation", "head", maintain_order=True)
 
 
-def _item_links(world: _World) -> pl.DataFrame:
-    return pl.DataFrame(
-        {"item_id": world.item_ids, "entity_id": world.item_entities, DAY_COLUMN: world.item_release_day}
-    ).sort(DAY_COLUMN, "item_id")
+def _item_links(world: _World, interactions: pl.DataFrame) -> pl.DataFrame:
+    """Each item's entity link, landed with the item's first interaction, as a catalogue feed links the items that
+    went live: the data contracts expect every linked item to have been interacted with (``links_to_known_items``),
+    so the demo's own days keep them. An item nobody interacts with is never linked."""
+    first_seen = interactions.group_by("item_id").agg(pl.col(DAY_COLUMN).min())
+    links = pl.DataFrame({"item_id": world.item_ids, "entity_id": world.item_entities})
+    return links.join(first_seen, on="item_id").sort(DAY_COLUMN, "item_id")
 
 
 def _epoch_seconds(day_list: list[date], day_index: np.ndarray) -> np.ndarray:
