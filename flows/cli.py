@@ -27,15 +27,6 @@ def _iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"invalid date {text!r}: expected YYYY-MM-DD") from None
 
 
-def _bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in {"true", "yes", "1"}:
-        return True
-    if lowered in {"false", "no", "0"}:
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}: expected true or false")
-
-
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -53,6 +44,17 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _shown(default: object) -> str:
+    """A default as a user would type it: a path as written, a model name plain, a policy as its JSON."""
+    from pydantic import BaseModel
+
+    if isinstance(default, BaseModel):
+        return default.model_dump_json()
+    if isinstance(default, tuple | list):
+        return ",".join(map(str, default))
+    return str(default)
+
+
 def _add_daily_options(parser: argparse.ArgumentParser, exclude: frozenset[str] = frozenset()) -> None:
     """One option per field of :class:`DailyParams`, with its description as help, so none is ever missing."""
     from flows.params import RECIPE_FIELDS, DailyParams
@@ -65,7 +67,7 @@ def _add_daily_options(parser: argparse.ArgumentParser, exclude: frozenset[str] 
         if field.default is None and name in RECIPE_FIELDS + ("embedding_dim", "num_layers"):
             help_text = f"{field.description} (default: the model's recipe)"
         else:
-            help_text = field.description if field.default is None else f"{field.description} (default: {field.default})"
+            help_text = field.description if field.default is None else f"{field.description} (default: {_shown(field.default)})"
         kwargs: dict[str, Any] = {"dest": name, "help": help_text}
         # An optional field (None: decided later, e.g. by the model) takes the type of its value.
         annotation = next((a for a in get_args(field.annotation) if a is not type(None)), field.annotation) if (
@@ -82,7 +84,7 @@ def _add_daily_options(parser: argparse.ArgumentParser, exclude: frozenset[str] 
         elif name in ("sampling", "negative_sampling"):
             kwargs["choices"] = [a for a in get_args(get_args(field.annotation)[0]) or get_args(field.annotation) if a is not None]
         elif annotation is bool:
-            kwargs["type"] = _bool
+            kwargs["action"] = argparse.BooleanOptionalAction
         elif annotation in (int, float):
             kwargs["type"] = annotation
         elif annotation in (Path, Path | None):
@@ -94,13 +96,30 @@ def _add_daily_options(parser: argparse.ArgumentParser, exclude: frozenset[str] 
         parser.add_argument(option, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gnnrec")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the options of ``selected`` (every command's when None). The options of ``run``,
+    ``backfill`` and ``import`` come from the pipeline's own modules, which import torch and polars: leaving
+    them out keeps ``gnnrec --help`` and the light commands quick."""
     parser = _Parser(prog="gnnrec", description="Batch GNN recommendations: landing files in, per-user top-K out.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    def full(name: str) -> bool:
+        return selected is None or selected == name
 
     run = commands.add_parser("run", help="run the daily flow for one day", description="Run the daily flow: "
                               "ingest, validate, build graph, train, evaluate, publish.")
-    _add_daily_options(run)
+    if full("run"):
+        _add_daily_options(run)
     run.set_defaults(handler=_run, parser=run)
 
     demo = commands.add_parser("demo-data", help="write a synthetic landing folder with planted structure")
@@ -136,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--publish", choices=["every", "last"], default="last",
                           help="train and publish every day, or only the last (default: last)")
     backfill.add_argument("--force", action="store_true", help="redo days already completed with the same inputs")
-    _add_daily_options(backfill, exclude=frozenset({"ds"}))
+    if full("backfill"):
+        _add_daily_options(backfill, exclude=frozenset({"ds"}))
     backfill.set_defaults(handler=_backfill, parser=backfill)
 
     failpoints = commands.add_parser(
@@ -156,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry_options(show)
     show.set_defaults(handler=_show_run, parser=show)
 
-    _add_import_command(commands)
+    _add_import_command(commands, full("import"))
     return parser
 
 
@@ -188,12 +208,16 @@ def _open_store(store: Path, parser: argparse.ArgumentParser):
         parser.error(f"--analytics: {store} is not a readable analysts' store: {str(error).splitlines()[0]}")
 
 
-def _add_import_command(commands) -> None:
+def _add_import_command(commands, with_options: bool) -> None:
+    summary = "convert a published dataset (Gowalla, MovieLens, Ciao, Last.FM, ...) into landing files"
+    if not with_options:
+        commands.add_parser("import", help=summary)
+        return
     from tasks.data.importers import DEFAULT_SEED, IMPORTERS
 
     formats = "".join(f"\n  {name:<14} {importer.description}" for name, importer in IMPORTERS.items())
     imports = commands.add_parser(
-        "import", help="convert a published dataset (Gowalla, MovieLens, Ciao, Last.FM, ...) into landing files",
+        "import", help=summary,
         description="Convert a published dataset into landing partitions, its train/test split laid out as days."
         f"\n\nformats:{formats}", formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
@@ -426,8 +450,10 @@ def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def main(argv: list[str] | None = None) -> int:
     from flows.settings import configure_prefect_environment
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    selected = next((a for a in arguments if not a.startswith("-")), "")  # "": no command, a light parser
+    parser = build_parser(selected)
+    args = parser.parse_args(arguments)
     configure_prefect_environment(Path.cwd())
     return args.handler(args, args.parser)
 

@@ -72,6 +72,39 @@ def test_run_help_lists_every_daily_parameter(capsys):
     assert [option for option in expected if f"{option} " not in shown] == []
 
 
+def test_run_help_shows_booleans_as_flag_pairs_and_defaults_as_values(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--retrain, --no-retrain" in shown and "--curve-recall, --no-curve-recall" in shown
+    assert "(default: lightgcn)" in shown and "(default: data/gnnrec.duckdb)" in shown
+    assert '(default: {"interactions":{"rejection_budget":' in shown  # the policy as the JSON --contracts takes
+    assert "ContractPolicy(" not in shown and "PosixPath(" not in shown
+
+
+def test_no_retrain_is_the_flag_that_turns_retraining_off(tmp_path, monkeypatch):
+    from flows.cli import build_parser
+
+    parser = build_parser("run")
+    assert parser.parse_args(["run", "--no-retrain"]).retrain is False
+    assert parser.parse_args(["run", "--retrain"]).retrain is True
+    assert parser.parse_args(["run"]).retrain is None  # not given: the parameter's own default applies
+
+
+def test_top_level_help_and_version_answer_without_loading_the_pipeline():
+    # No torch, polars or Prefect to list the commands: `gnnrec --help` answers at once.
+    probe = (
+        "import sys\nfrom flows.cli import main\nfor argv in (['--help'], ['--version']):\n"
+        "    try:\n        main(argv)\n    except SystemExit as done:\n        assert done.code == 0\n"
+        "print(sorted(m for m in ('torch', 'polars', 'prefect', 'duckdb') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    *_, loaded = done.stdout.splitlines()
+    assert "run       run the daily flow for one day" in done.stdout
+    assert any(line.startswith("gnnrec 0.") for line in done.stdout.splitlines())
+    assert loaded == "[]"
+
+
 def test_demo_data_writes_the_landing_folders(tmp_path: Path, capsys):
     out = tmp_path / "landing"
     argv = ["demo-data", "--out", str(out), "--days", "3", "--users", "50", "--items", "40", "--seed", "1"]
