@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of torch unless told otherwise: an unpinned torch pulls gigabytes of CUDA wheels.
-# For a GPU build: make run TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+# torch's wheels are chosen for the machine (.ci/torch_wheels.py): the machine's own wheels when pip's find-links
+# has this version, PyPI's CUDA build with an NVIDIA GPU, else the CPU-only build. TORCH_INDEX_URL overrides:
+#   make run TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX_URL ?=
 
@@ -22,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("gnnrec needs Python >= 3.11") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) "$(TORCH_SPEC)"
+	$(BIN)/python .ci/torch_wheels.py --python $(BIN)/python --spec "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
