@@ -195,7 +195,7 @@ def test_same_inputs_parameters_and_seed_publish_the_same_top_k(prefect_harness,
     assert published[0] == published[1]
 
 
-def test_a_second_writer_fails_at_once_naming_the_holder(prefect_harness, tmp_path, capsys):
+def test_a_second_writer_fails_at_once_naming_the_holder(prefect_harness, tmp_path, capsys, caplog):
     db = tmp_path / "gnnrec.duckdb"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; from tasks.ops.lock import warehouse_lock\n"
@@ -212,9 +212,14 @@ def test_a_second_writer_fails_at_once_naming_the_holder(prefect_harness, tmp_pa
         assert exit_info.value.code == 3
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and err.startswith(f"gnnrec run: error: warehouse {db} is locked by another run: pid {holder.pid}")
+        caplog.clear()
         with pytest.raises(WarehouseBusy, match="after waiting 1s"):
             with warehouse_lock(db, "second", wait_seconds=1):
                 pass
+        # a waiting run says in its logs what it waits for, and whose the lock is
+        (waiting,) = [r.getMessage() for r in caplog.records if r.name == "tasks.ops.lock"]
+        assert waiting.startswith(f"waiting for the warehouse {db} (0s of at most 1s so far): held by pid {holder.pid} ")
+        assert waiting.endswith(": test holder")
         assert time.monotonic() - started < 30
         assert not db.exists()  # the refused run never opened the warehouse
     finally:

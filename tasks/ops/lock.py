@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import socket
 import time
@@ -18,6 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 POLL_SECONDS = 0.5
+# How often a waiting run says again that it waits (and for whom), so its logs show why it has not started.
+WAITING_REPORT_SECONDS = 60.0
+
+log = logging.getLogger(__name__)
 
 
 class WarehouseBusy(RuntimeError):
@@ -46,19 +51,29 @@ def warehouse_lock(db: Path, holder: str, wait_seconds: float = 0.0) -> Iterator
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+", encoding="utf-8")
     try:
-        deadline = time.monotonic() + wait_seconds
+        started = time.monotonic()
+        deadline, next_report = started + wait_seconds, started
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now < deadline and now >= next_report:
+                    log.warning(
+                        "waiting for the warehouse %s (%.0fs of at most %gs so far): held by %s",
+                        db, now - started, wait_seconds, describe_holder(db) or "an unknown holder",
+                    )
+                    next_report = now + WAITING_REPORT_SECONDS
+                if now >= deadline:
                     waited = f" after waiting {wait_seconds:g}s" if wait_seconds else ""
                     raise WarehouseBusy(
                         f"warehouse {db} is locked by another run{waited}: {describe_holder(db) or 'unknown holder'}"
                         f" (lock file {path})"
                     ) from None
                 time.sleep(POLL_SECONDS)
+        if time.monotonic() - started > POLL_SECONDS:
+            log.warning("took the warehouse %s after waiting %.0fs", db, time.monotonic() - started)
         since = datetime.now(timezone.utc).isoformat(timespec="seconds")
         handle.seek(0)
         handle.truncate()
