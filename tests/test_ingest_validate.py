@@ -386,3 +386,17 @@ def test_validating_in_chunks_of_two_rows_gives_the_same_tables(tmp_path: Path, 
             results[chunk_rows] = (summaries, _snapshot(con))
     assert results[2] == results[validate.CHUNK_ROWS]
     assert results[2][1]["quarantine.interactions"]  # the comparison covers quarantined rows too
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
+def test_a_jsonl_record_after_blank_lines_keeps_its_own_line_number(tmp_path, gzipped):
+    import gzip
+
+    from tasks.data.ingest import read_landed_file
+
+    text = b'{"head": "ent:1"}\n\n{"head": "ent:2"}\n   \n\n{"head": "ent:3"}'
+    path = tmp_path / ("triples.jsonl.gz" if gzipped else "triples.jsonl")
+    path.write_bytes(gzip.compress(text) if gzipped else text)
+    frame, lines, malformed = read_landed_file(path)
+    assert frame["head"].to_list() == ["ent:1", "ent:2", "ent:3"] and malformed is None
+    assert lines.to_list() == [1, 3, 6]  # as an operator counts them in an editor

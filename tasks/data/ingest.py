@@ -297,6 +297,15 @@ def _csv_lines(frame: pl.DataFrame, has_quote: bool) -> pl.Series:
     return frame.select(lines).to_series()
 
 
+def _jsonl_lines(data: bytes, rows: int) -> pl.Series:
+    """The 1-based line of each of the ``rows`` records the JSONL reader found in ``data``: it skips blank lines
+    (empty or only whitespace), so after one, a record's line is not its position."""
+    physical = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    if physical == rows:
+        return pl.int_range(1, rows + 1, dtype=pl.Int64, eager=True)
+    return pl.Series([n for n, line in enumerate(data.splitlines(), start=1) if line.strip()], dtype=pl.Int64)
+
+
 def _decoded_lines(data: bytes) -> tuple[list[str], set[int]]:
     """The text's physical lines (line ends kept) and the 1-based numbers of those that are not valid UTF-8.
 
@@ -404,7 +413,7 @@ def read_landed_file(path: Path, has_quote: bool | None = None) -> tuple[pl.Data
                 has_quote = _digest_and_quote(path)[1]
             return frame, _csv_lines(frame, has_quote), None
         frame = pl.read_ndjson(source, infer_schema_length=None).with_columns(pl.all().cast(pl.String))
-        return frame, pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True), None
+        return frame, _jsonl_lines(data if data is not None else path.read_bytes(), frame.height), None
     except pl.exceptions.NoDataError:  # an empty file is a file of no rows
         return pl.DataFrame(), pl.Series([], dtype=pl.Int64), None
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
