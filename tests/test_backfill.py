@@ -288,3 +288,19 @@ def test_a_failed_run_is_recorded_with_its_error_and_the_stages_it_reached(prefe
     assert (status, message) == ("failed", f"LandingError: landing folder {missing} does not exist")
     assert set(json.loads(stages)) == {"ingest"} and finished is not None
     assert not (tmp_path / "analytics.duckdb").exists()
+
+
+def test_each_backfill_day_is_a_flow_run_of_its_own_named_after_its_day(backfilled):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    params, first, _, _ = backfilled
+    with duckdb.connect(str(params.db), read_only=True) as con:
+        day_runs = dict(con.execute("select ds, flow_run_id from ops.runs where flow = ?", [BACKFILL_FLOW]).fetchall())
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(day_runs.values()))))
+        (parent,) = {client.read_task_run(run.parent_task_run_id).flow_run_id for run in runs}
+        backfill = client.read_flow_run(parent)
+    # the first backfill ingested the first three days and trained on the last: four day runs under one backfill
+    assert sorted(run.name for run in runs) == [f"ingest-{day}" for day in DAYS[:-1]] + [f"mf-{DAYS[-1]}"]
+    assert backfill.name == f"backfill-mf-{DAYS[0]}-{DAYS[-1]}"
