@@ -74,6 +74,8 @@ CASES: dict[str, Case] = {
                          summary="DiffNet, the authors' Yelp split, 1000 sampled negatives (no review vectors)"),
     "diffnet-lastfm": Case("lastfm-social", "lastfm-social", "lastfm-social", date(2020, 1, 2), "diffnet",
                            summary="DiffNet, Last.FM with friendships (LightGCN-PyTorch split), full ranking"),
+    "lightgcn-lastfm": Case("lastfm-social", "lastfm-social", "lastfm-social", date(2020, 1, 2), "lightgcn",
+                            summary="LightGCN, Last.FM (LightGCN-PyTorch split), full ranking: DiffNet's comparison"),
     "gcmc-ml100k": Case("ml-100k-u1", "movielens", "ml-100k", date(1998, 4, 23), "gcmc", import_split="u1",
                         summary="GC-MC, ML-100K u1 ratings (RMSE, MAE), its default recipe"),
     "ngcf-gowalla": Case("gowalla", "lightgcn", "gowalla", date(2020, 1, 2), "ngcf",

@@ -31,12 +31,16 @@ ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh,
 
 @dataclass(frozen=True)
 class DiffNetConfig:
-    """``embedding_dim`` 64 and ``num_layers`` (the diffusion depth K) 2, the paper's choice; ``activation`` s the
-    sigmoid of the paper; ``layer_combination`` ``last`` (the paper) or ``sum`` (the released code)."""
+    """``embedding_dim`` 64 and ``num_layers`` (the diffusion depth K) 2, the paper's choice; ``layer_combination``
+    ``last`` (the paper) or ``sum`` (the released code). ``activation`` is s: ``none`` (identity) by default, not the
+    sigmoid. With the sigmoid every user's diffused vector lies in (0, 1)^d, nearly the same vector for all users,
+    so the ranking comes from the consumed items' mean alone: on the demo world Recall@20 was 0.2214 with the real
+    social edges and 0.2214 with them shuffled; with the identity, 0.3032 against 0.2581
+    (tests/test_social_models.py)."""
 
     embedding_dim: int = 64
     num_layers: int = 2
-    activation: Literal["sigmoid", "relu", "tanh", "none"] = "sigmoid"
+    activation: Literal["sigmoid", "relu", "tanh", "none"] = "none"
     layer_combination: Literal["last", "sum"] = "last"
     init_std: float = 0.1
 

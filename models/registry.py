@@ -20,6 +20,7 @@ from models.base import GraphData, Model, Recipe
 from models.biased_mf import BiasedMF
 from models.diffnet import DiffNet
 from models.gcmc import GCMC
+from models.graphrec import GraphRec, GraphRecPlus
 from models.kgat import KGAT
 from models.kgcn import KGCN, KGNNLS
 from models.lightgcn import LightGCN
@@ -34,6 +35,8 @@ MODELS: dict[str, type[Model]] = {
     "lightgcn": LightGCN,
     "biased-mf": BiasedMF,
     "diffnet": DiffNet,
+    "graphrec": GraphRec,
+    "graphrec-plus": GraphRecPlus,
     "gcmc": GCMC,
     "ngcf": NGCF,
     "pinsage": PinSage,
