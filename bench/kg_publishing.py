@@ -86,14 +86,16 @@ def trained_kgcn(work: Path) -> tuple[Path, Path, Path, str]:
         configure_prefect_environment(Path(__file__).resolve().parents[1])
         reproduce(CASE, CASES[CASE], work, {})
     with duckdb.connect(str(db), read_only=True) as con:
-        ((run_id,),) = con.execute("SELECT run_id FROM ops.runs WHERE model = 'kgcn' ORDER BY started_at DESC LIMIT 1").fetchall()
+        ((run_id,),) = con.execute(
+            "SELECT run_id FROM ops.runs WHERE model = 'kgcn' ORDER BY started_at DESC LIMIT 1"
+        ).fetchall()
     snapshot = next((work / "snapshots").rglob("*.npz"))
     return snapshot, work / "checkpoints" / run_id / "holdout.pt", db, run_id
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, help=f"folder of a {CASE} run to reuse (default: run it in a temporary one)")
+    parser.add_argument("--work", type=Path, help=f"folder of a {CASE} run to reuse (default: a temporary one)")
     parser.add_argument("--k", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +132,8 @@ def main() -> None:
     }
     print_table(f"KGCN publishing: top-{args.k} for {num_users:,} users x {num_items:,} items, "
                 f"K={neighbours}, H={hops}, d={dim} (best of 2, own process each)", [
-        ("floor (matmul + topk, same sizes)", f"{figures['floor_seconds']:.3f} s, peak RSS {figures['floor_peak_rss_mib']} MiB"),
+        ("floor (matmul + topk, same sizes)",
+         f"{figures['floor_seconds']:.3f} s, peak RSS {figures['floor_peak_rss_mib']} MiB"),
         ("ours (KGCN scorer, mask, exact ties, publish)",
          f"{figures['ours_seconds']:.2f} s (load {figures['ours_load_seconds']}, rank {figures['ours_rank_seconds']}, "
          f"publish {figures['ours_publish_seconds']}), peak RSS {figures['ours_peak_rss_mib']} MiB"),
