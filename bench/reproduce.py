@@ -89,6 +89,14 @@ CASES: dict[str, Case] = {
                         summary="KGCN-sum, Last.FM random 6:2:2, ctr protocol, its default recipe"),
     "kgnn-ls-lastfm": Case("lastfm-kgcn", "kgcn", "lastfm-kgcn", date(2020, 1, 2), "kgnn-ls", import_split="random622",
                            summary="KGNN-LS, Last.FM random 6:2:2, ctr protocol, its default recipe"),
+    # KGCN under the full protocol (every unseen item ranked, Recall/NDCG@20) next to MF and LightGCN on the same
+    # split, each with its own default recipe: the check that full-catalog ranking of a logit model works.
+    "kgcn-lastfm-full": Case("lastfm-kgcn", "kgcn", "lastfm-kgcn", date(2020, 1, 2), "kgcn", import_split="random622",
+                             protocol="full", summary="KGCN-sum, Last.FM random 6:2:2, ctr and full ranking, its default recipe"),
+    "mf-lastfm-kgcn": Case("lastfm-kgcn", "kgcn", "lastfm-kgcn", date(2020, 1, 2), "mf", import_split="random622",
+                           protocol="full", summary="MF-BPR, KGCN's Last.FM random 6:2:2, full ranking, its default recipe"),
+    "lightgcn-lastfm-kgcn": Case("lastfm-kgcn", "kgcn", "lastfm-kgcn", date(2020, 1, 2), "lightgcn", import_split="random622",
+                                 protocol="full", summary="LightGCN, KGCN's Last.FM random 6:2:2, full ranking, its default recipe"),
     "kgat-lastfm": Case("lastfm-kgcn", "kgcn", "lastfm-kgcn", date(2020, 1, 2), "kgat", import_split="random622",
                         summary="KGAT, Last.FM (KGCN's KG) random 6:2:2, full ranking, its default recipe"),
     "kgat-ml100k": Case("ml-100k-u1", "movielens", "ml-100k", date(1998, 4, 23), "kgat", import_split="u1",
