@@ -155,7 +155,28 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=_show_run, parser=show)
 
     _add_import_command(commands)
+    _add_attack_command(commands)
     return parser
+
+
+def _add_attack_command(commands) -> None:
+    from tasks.security.attacks import KINDS
+
+    attack = commands.add_parser(
+        "attack", help="write a day of fake activity (a data-poisoning attack) into a landing folder",
+        description="Write fake users' activity for one day into the landing folder, in the landing contract, to push "
+        "target items (tasks/security/attacks.py describes each kind). It reads the history landed before --ds.",
+    )  # fmt: skip
+    attack.add_argument("kind", choices=KINDS, help="the attack")
+    attack.add_argument("--landing", type=Path, required=True, help="landing folder to read and write")
+    attack.add_argument("--ds", type=_iso_date, required=True, help="the day to write (YYYY-MM-DD)")
+    attack.add_argument("--target", required=True, help="item IDs to push, comma-separated")
+    attack.add_argument("--fake-users", type=int, required=True, help="fake accounts to write (kg: fake triples)")
+    attack.add_argument("--filler", type=int, help="items per fake profile besides the targets (social: friends "
+                        "per fake user; copy: most items copied); default: the median real profile")
+    attack.add_argument("--copy-from", type=Path, help="copy: a landing folder whose profiles are copied (default: --landing)")
+    attack.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    attack.set_defaults(handler=_attack, parser=attack)
 
 
 def _add_registry_options(parser: argparse.ArgumentParser) -> None:
@@ -418,6 +439,19 @@ def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
           f"day{'s' if len(summary.days) != 1 else ''} ({days})")
     for note in summary.notes:
         print(f"  note: {note}")
+    return 0
+
+
+def _attack(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tasks.security.attacks import Attack, AttackError, write_attack
+
+    try:
+        attack = Attack(args.kind, args.ds, tuple(t.strip() for t in args.target.split(",")), args.fake_users,
+                        args.filler, args.seed, args.copy_from)  # fmt: skip
+        summary = write_attack(args.landing, attack)
+    except AttackError as error:
+        parser.error(str(error))
+    print(summary.describe())
     return 0
 
 
