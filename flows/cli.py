@@ -178,6 +178,17 @@ def _add_attack_command(commands) -> None:
     attack.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     attack.set_defaults(handler=_attack, parser=attack)
 
+    release = commands.add_parser(
+        "release", help="release accounts (or KG entities) the defence flagged on a day as genuine",
+        description="Record that the accounts are genuine on --ds; the next run checks the day again from its raw "
+        "rows and keeps their rows in clean (releases are kept, so every later check honours them).",
+    )  # fmt: skip
+    release.add_argument("--ds", type=_iso_date, required=True, help="the day they were flagged (YYYY-MM-DD)")
+    release.add_argument("--user", help="account IDs, comma-separated")
+    release.add_argument("--entity", help="KG entity IDs, comma-separated")
+    release.add_argument("--db", type=Path, default=Path("data/gnnrec.duckdb"), help="DuckDB file (default: data/gnnrec.duckdb)")
+    release.set_defaults(handler=_release, parser=release)
+
 
 def _add_registry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, default=Path("data/gnnrec.duckdb"), help="DuckDB file (default: data/gnnrec.duckdb)")
@@ -452,6 +463,31 @@ def _attack(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except AttackError as error:
         parser.error(str(error))
     print(summary.describe())
+    return 0
+
+
+def _release(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from datetime import datetime, timezone
+
+    from tasks.ops.db import WarehouseUnreadable, connect, transaction
+    from tasks.ops.lock import WarehouseBusy, warehouse_lock
+    from tasks.security.detector import release
+
+    asked = {kind: [i.strip() for i in text.split(",") if i.strip()] for kind, text in (("user", args.user), ("entity", args.entity)) if text}
+    if not asked:
+        parser.error("give --user or --entity (comma-separated IDs)")
+    if not args.db.is_file():
+        parser.error(f"--db: no warehouse at {args.db}; run `gnnrec run` first")
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    try:
+        with warehouse_lock(args.db, f"release ds={args.ds}"), connect(args.db) as con, transaction(con):
+            added = {kind: release(con, args.ds, kind, ids, now) for kind, ids in asked.items()}
+    except WarehouseBusy as error:
+        parser.exit(EXIT_BUSY, f"{parser.prog}: error: {error}\n")
+    except WarehouseUnreadable as error:
+        parser.error(f"--db: {error}")
+    print(f"released on {args.ds}: " + "; ".join(f"{len(asked[k])} {k}(s), {n} new" for k, n in added.items())
+          + "; the next run checks the day again")  # fmt: skip
     return 0
 
 

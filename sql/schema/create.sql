@@ -124,3 +124,14 @@ create table if not exists ops.day_progress (
 -- the evaluation protocol of each figure (issue 10): full, sampled:N, ctr or rating; AUC and RMSE have no k
 alter table ops.metrics add column if not exists protocol varchar default 'full';
 alter table ops.metrics alter column k drop not null;
+
+-- the defence against fake accounts (issue 15): every account first seen on a day and every KG entity given new
+-- facts, with its suspicion score and whether it was flagged (replaced each time the day is checked), and the
+-- operator's releases, which every later check of the day honours
+create table if not exists ops.suspects (
+    ds date not null, kind varchar not null, id varchar not null, score double not null,
+    flagged boolean not null, released boolean not null
+);
+create table if not exists ops.releases (
+    ds date not null, kind varchar not null, id varchar not null, released_at timestamp not null
+);
