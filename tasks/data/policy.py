@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tasks.data.expectations import SUITES
 
 
-DEFAULT_THRESHOLD = 12.0
+DEFAULT_THRESHOLD = 9.0
 
 
 class DataContractError(Exception):
@@ -39,8 +39,8 @@ class DefencePolicy(BaseModel):
         description="off: no screening; warn: score and report; quarantine: also move the flagged rows to quarantine; "
         "stop: also refuse the day when anything is flagged",
     )
-    # Measured on the demo world's days and on MovieLens 100K, Last.FM and Ciao replays (bench/README.md): the highest
-    # genuine score stays well below it, while a planted group of min_group accounts on a cold item scores above 20.
+    # Measured on clean data (bench/README.md, "Poisoning"): the highest genuine score is 2.4 on the demo world's
+    # days, 6.8 on the MovieLens 100K replay and 1.9 on the Ciao replay; 9 is a chance of one in a billion.
     threshold: float = Field(DEFAULT_THRESHOLD, gt=0, description="an account is flagged at this score or above: -log10 of "
                              "the chance that as many new accounts took one item of theirs")
     min_group: int = Field(5, ge=2, description="only items taken by at least this many new accounts on the day count")

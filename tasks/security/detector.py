@@ -7,9 +7,11 @@ profiles), but the targets must be shared by the whole group. So each item of th
 number of *new* accounts is, ``-log10 P(X >= k)`` for ``X ~ Poisson(n * rate)`` where ``n`` is the day's new
 accounts and ``rate`` how often a new account would take the item (the larger of two smoothed estimates: earlier
 accounts' debut profiles, and the day's established users; Chirita et al., WIDM 2005 and Zhang et al., 2006 use
-the same target-focus idea as the "burst of ratings on one item" signal). An account's score is the largest
-surprise among the items it took that ``min_group`` or more new accounts took; accounts seen before the day score
-0. A day with nothing to compare with (the first day landed) scores nobody.
+the same target-focus idea as the "burst of ratings on one item" signal). The most surprising item that at least
+``min_group`` new accounts took, if at or above the threshold, flags those accounts with its surprise as their
+score; they are set aside and the next burst is looked for, so a group's fillers do not flag the genuine newcomers
+who took them too (:func:`score_users`). Accounts seen before the day score 0, and a day with nothing to compare
+with (the first day landed) scores nobody.
 
 **Entities.** A KG attack adds facts to an entity that already had its own, linking it to what popular items link
 to. An entity's score is the number of that day's triples about it whose (relation, tail) a popular item's entity
@@ -62,6 +64,11 @@ class Screening:
         return len(self.flagged_users) / self.scored_users if self.scored_users else 0.0
 
 
+def _tail(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """``-log10 P(X >= observed)`` for ``X ~ Poisson(expected)``."""
+    return np.maximum(-poisson.logsf(observed - 1, expected) / math.log(10), 0.0)
+
+
 def item_surprise(con: duckdb.DuckDBPyConnection, ds: date) -> pl.DataFrame:
     """Each item taken on ``ds``: ``new_users`` (the day's new accounts that took it), ``expected`` and ``surprise``
     (``-log10`` of the Poisson tail); none on a day with nothing to compare with (no earlier or established user).
@@ -78,24 +85,39 @@ def item_surprise(con: duckdb.DuckDBPyConnection, ds: date) -> pl.DataFrame:
     # so a day with few established users says little, and one where many took the item says it is in fashion.
     debut = (items["debut_users"].to_numpy() + PRIOR_WEIGHT * prior) / (first["debut_profiles"] + PRIOR_WEIGHT)
     today = (items["established_users"].to_numpy() + PRIOR_WEIGHT * debut) / (first["day_established_users"] + PRIOR_WEIGHT)
-    rate = np.maximum(debut, today)
-    expected = first["day_new_users"] * rate
-    surprise = -poisson.logsf(items["new_users"].to_numpy() - 1, expected) / math.log(10)
-    return items.select("item_id", "new_users", pl.Series("expected", expected), pl.Series("surprise", np.maximum(surprise, 0.0)))
+    expected = first["day_new_users"] * np.maximum(debut, today)
+    surprise = _tail(items["new_users"].to_numpy(), expected)
+    return items.select("item_id", "new_users", pl.Series("expected", expected), pl.Series("surprise", surprise))
 
 
-def score_users(con: duckdb.DuckDBPyConnection, ds: date, min_group: int) -> pl.DataFrame:
+def _bursts(pairs: pl.DataFrame, expected: pl.DataFrame, min_group: int) -> pl.DataFrame:
+    """The items at least ``min_group`` of ``pairs``' accounts took, with their surprise, most surprising first."""
+    counts = pairs.group_by("item_id").len("new_users").filter(pl.col("new_users") >= min_group).join(expected, on="item_id")
+    surprise = _tail(counts["new_users"].to_numpy(), counts["expected"].to_numpy())
+    return counts.with_columns(pl.Series("surprise", surprise, dtype=pl.Float64)).sort(["surprise", "item_id"], descending=[True, False])
+
+
+def score_users(con: duckdb.DuckDBPyConnection, ds: date, min_group: int, threshold: float) -> pl.DataFrame:
     """Every account first seen on ``ds`` with its score (``user_id``, ``score``), highest first; nobody on a day
-    with nothing to compare with."""
-    surprise = item_surprise(con, ds)
+    with nothing to compare with.
+
+    The most surprising burst at or above ``threshold`` gives its accounts its score, and they are set aside before
+    the next burst is looked for: the items a fake group shares besides its targets (its fillers) then no longer
+    burst, so a genuine newcomer who took one of them is not flagged with the group (one round per fake group)."""
+    items = item_surprise(con, ds)
     pairs = pl.from_arrow(fetch_arrow(con, "security/new_user_items", {"ds": ds}))
-    if surprise.is_empty():
-        pairs = pairs.clear()
-    grouped = surprise.filter(pl.col("new_users") >= min_group).select("item_id", "surprise")
-    return (
-        pairs.join(grouped, on="item_id", how="left").group_by("user_id")
-        .agg(pl.col("surprise").max().fill_null(0.0).alias("score")).sort(["score", "user_id"], descending=[True, False])
-    )  # fmt: skip
+    if items.is_empty():
+        return pairs.clear().select("user_id", pl.lit(0.0).alias("score"))
+    expected = items.select("item_id", "expected")
+    groups, left = [], pairs
+    while not (bursts := _bursts(left, expected, min_group)).is_empty() and bursts["surprise"][0] >= threshold:
+        group = left.filter(pl.col("item_id") == bursts["item_id"][0]).select("user_id").unique()
+        groups.append(group.with_columns(pl.lit(bursts["surprise"][0]).alias("score")))
+        left = left.join(group, on="user_id", how="anti")
+    rest = left.join(bursts.select("item_id", "surprise"), on="item_id", how="left").group_by("user_id").agg(
+        pl.col("surprise").max().fill_null(0.0).alias("score")
+    )
+    return pl.concat([*groups, rest]).sort(["score", "user_id"], descending=[True, False])
 
 
 def score_entities(con: duckdb.DuckDBPyConnection, ds: date) -> pl.DataFrame:
@@ -112,7 +134,7 @@ def screen_day(con: duckdb.DuckDBPyConnection, ds: date, policy: DefencePolicy) 
     if policy.action == "off":
         return Screening(ds, policy.action, 0)
     released = pl.from_arrow(fetch_arrow(con, "security/releases", {"ds": ds})).with_columns(pl.lit(True).alias("released"))
-    users = score_users(con, ds, policy.min_group).select(pl.lit("user").alias("kind"), pl.col("user_id").alias("id"), "score")
+    users = score_users(con, ds, policy.min_group, policy.threshold).select(pl.lit("user").alias("kind"), pl.col("user_id").alias("id"), "score")
     entities = score_entities(con, ds).select(pl.lit("entity").alias("kind"), pl.col("head").alias("id"), "score")
     threshold = pl.when(pl.col("kind") == "user").then(policy.threshold).otherwise(policy.min_kg_triples)
     suspects = (
