@@ -6,8 +6,8 @@ That is the one thing the attacker cannot hide: fillers can look like anyone's (
 profiles), but the targets must be shared by the whole group. So each item of the day gets how surprising its
 number of *new* accounts is, ``-log10 P(X >= k)`` for ``X ~ Poisson(n * rate)`` where ``n`` is the day's new
 accounts and ``rate`` how often a new account would take the item (the larger of two smoothed estimates: earlier
-accounts' debut profiles, and the day's established users; Chirita et al., WIDM 2005 and Zhang et al., 2006 use
-the same target-focus idea as the "burst of ratings on one item" signal). The most surprising item that at least
+accounts' debut profiles, and the day's established users). It is the target-focus and rating-burst idea of the
+shilling-detection literature (Mobasher et al., TOIT 2007; Zhang et al., 2006), as one calibrated tail probability. The most surprising item that at least
 ``min_group`` new accounts took, if at or above the threshold, flags those accounts with its surprise as their
 score; they are set aside and the next burst is looked for, so a group's fillers do not flag the genuine newcomers
 who took them too (:func:`score_users`). Accounts seen before the day score 0, and a day with nothing to compare
