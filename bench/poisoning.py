@@ -135,7 +135,7 @@ def main() -> None:
     import polars as pl
 
     from tasks.data.demo import generate_demo_world
-    from tasks.security.attacks import Attack, read_history, write_attack
+    from tasks.security.attacks import Attack, AttackError, read_history, write_attack
 
     started = time.perf_counter()
     figures: dict = {"args": vars(args), "cases": [], "false_alarms": {}}
@@ -161,14 +161,20 @@ def main() -> None:
                 for action, label in (("warn", "attacked"), ("quarantine", "defended")):
                     where = root / f"{kind}-{share}-{action}"
                     shutil.copytree(base, where)
-                    summary = write_attack(where / "landing", Attack(kind, attack_day, (target,), fakes_wanted, seed=11))
+                    try:
+                        summary = write_attack(where / "landing", Attack(kind, attack_day, (target,), fakes_wanted, seed=11))
+                    except AttackError as error:  # e.g. more kg triples asked than popular items' links exist
+                        case["skipped"] = str(error)
+                        shutil.rmtree(where)
+                        break
                     db = where / "data" / "gnnrec.duckdb"
                     _run(where / "landing", db, ds, args, action)
                     case[label] = _outcome(db, ds, args, target, list(summary.fake_users))
                     if action == "quarantine":
                         case["detection"] = _detection(db, attack_day, kind, list(summary.fake_users), target_entity)
                     shutil.rmtree(where)
-                figures["cases"].append(case)
+                if "skipped" not in case:
+                    figures["cases"].append(case)
                 print(case, flush=True)
 
         for name in filter(None, args.datasets.split(",")):
