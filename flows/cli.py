@@ -177,7 +177,46 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     show.set_defaults(handler=_show_run, parser=show)
 
     _add_import_command(commands, full("import"))
+    _add_attack_command(commands, full("attack"))
+    _add_release_command(commands)
     return parser
+
+
+def _add_attack_command(commands, with_options: bool) -> None:
+    summary = "write a day of fake activity (a data-poisoning attack) into a landing folder"
+    if not with_options:
+        commands.add_parser("attack", help=summary)
+        return
+    from tasks.security.attacks import KINDS
+
+    attack = commands.add_parser(
+        "attack", help=summary,
+        description="Write fake users' activity for one day into the landing folder, in the landing contract, to push "
+        "target items (tasks/security/attacks.py describes each kind). It reads the history landed before --ds.",
+    )  # fmt: skip
+    attack.add_argument("kind", choices=KINDS, help="the attack")
+    attack.add_argument("--landing", type=Path, required=True, help="landing folder to read and write")
+    attack.add_argument("--ds", type=_iso_date, required=True, help="the day to write (YYYY-MM-DD)")
+    attack.add_argument("--target", required=True, help="item IDs to push, comma-separated")
+    attack.add_argument("--fake-users", type=int, required=True, help="fake accounts to write (kg: fake triples)")
+    attack.add_argument("--filler", type=int, help="items per fake profile besides the targets (social: friends "
+                        "per fake user; copy: most items copied); default: the median real profile")
+    attack.add_argument("--copy-from", type=Path, help="copy: a landing folder whose profiles are copied (default: --landing)")
+    attack.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    attack.set_defaults(handler=_attack, parser=attack)
+
+
+def _add_release_command(commands) -> None:
+    release = commands.add_parser(
+        "release", help="release accounts (or KG entities) the defence flagged on a day as genuine",
+        description="Record that the accounts are genuine on --ds; the next run checks the day again from its raw "
+        "rows and keeps their rows in clean (releases are kept, so every later check honours them).",
+    )  # fmt: skip
+    release.add_argument("--ds", type=_iso_date, required=True, help="the day they were flagged (YYYY-MM-DD)")
+    release.add_argument("--user", help="account IDs, comma-separated")
+    release.add_argument("--entity", help="KG entity IDs, comma-separated")
+    release.add_argument("--db", type=Path, default=Path("data/gnnrec.duckdb"), help="DuckDB file (default: data/gnnrec.duckdb)")
+    release.set_defaults(handler=_release, parser=release)
 
 
 def _add_registry_options(parser: argparse.ArgumentParser) -> None:
@@ -444,6 +483,44 @@ def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
           f"day{'s' if len(summary.days) != 1 else ''} ({days})")
     for note in summary.notes:
         print(f"  note: {note}")
+    return 0
+
+
+def _attack(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tasks.security.attacks import Attack, AttackError, write_attack
+
+    try:
+        attack = Attack(args.kind, args.ds, tuple(t.strip() for t in args.target.split(",")), args.fake_users,
+                        args.filler, args.seed, args.copy_from)  # fmt: skip
+        summary = write_attack(args.landing, attack)
+    except AttackError as error:
+        parser.error(str(error))
+    print(summary.describe())
+    return 0
+
+
+def _release(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from datetime import datetime, timezone
+
+    from tasks.ops.db import WarehouseUnreadable, connect, transaction
+    from tasks.ops.lock import WarehouseBusy, warehouse_lock
+    from tasks.security.detector import release
+
+    asked = {kind: [i.strip() for i in text.split(",") if i.strip()] for kind, text in (("user", args.user), ("entity", args.entity)) if text}
+    if not asked:
+        parser.error("give --user or --entity (comma-separated IDs)")
+    if not args.db.is_file():
+        parser.error(f"--db: no warehouse at {args.db}; run `gnnrec run` first")
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    try:
+        with warehouse_lock(args.db, f"release ds={args.ds}"), connect(args.db) as con, transaction(con):
+            added = {kind: release(con, args.ds, kind, ids, now) for kind, ids in asked.items()}
+    except WarehouseBusy as error:
+        parser.exit(EXIT_BUSY, f"{parser.prog}: error: {error}\n")
+    except WarehouseUnreadable as error:
+        parser.error(f"--db: {error}")
+    print(f"released on {args.ds}: " + "; ".join(f"{len(asked[k])} {k}(s), {n} new" for k, n in added.items())
+          + "; the next run checks the day again")  # fmt: skip
     return 0
 
 

@@ -74,6 +74,7 @@ def test_a_clean_day_meets_every_expectation_and_records_them(tmp_path: Path):
         "timestamps_inside_the_day": (True, "0"),
         "new_user_share": (True, "0"),
         "new_item_share": (True, "0"),
+        "suspected_fake_user_share": (True, "0"),
     }  # social, kg and item_entities landed nothing on day 2: nothing to check
     assert day.breaches == [] and contract_report(day) == []
     with connect(tmp_path / "w.duckdb") as con:
@@ -84,7 +85,7 @@ def test_a_clean_day_meets_every_expectation_and_records_them(tmp_path: Path):
     assert ("run-1", DAY_2, "interactions", "interactions_day", "ratings_agree_per_event", True, "0", True) in rows
     assert ("run-1", DAY_2, "interactions", "row_contracts", "rejection_budget", True, "0", True) in rows
     assert ("run-1", DAY_2, "interactions", "interactions_day", "no_duplicate_events", True, "0", False) in rows
-    assert len(rows) == 8
+    assert len(rows) == 9
 
 
 def test_exact_duplicates_and_events_outside_the_day_warn_but_do_not_stop(tmp_path: Path):

@@ -128,3 +128,14 @@ alter table ops.metrics alter column k drop not null;
 -- the Prefect flow run each gnnrec run belongs to (issue 11): several models of one day share one flow run, and each
 -- day of a backfill is a flow run of its own under the backfill's; null for a run made outside Prefect
 alter table ops.runs add column if not exists flow_run_id varchar;
+
+-- the defence against fake accounts (issue 15): every account first seen on a day and every KG entity given new
+-- facts, with its suspicion score and whether it was flagged (replaced each time the day is checked), and the
+-- operator's releases, which every later check of the day honours
+create table if not exists ops.suspects (
+    ds date not null, kind varchar not null, id varchar not null, score double not null,
+    flagged boolean not null, released boolean not null
+);
+create table if not exists ops.releases (
+    ds date not null, kind varchar not null, id varchar not null, released_at timestamp not null
+);

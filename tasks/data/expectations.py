@@ -82,6 +82,9 @@ SUITES: dict[str, Suite] = {
                         "at most 80% of the day's users are new", counts_rows=False, max_value=0.8),
             Expectation("new_item_share", "interactions_new_item_share",
                         "at most 80% of the day's items are new", counts_rows=False, max_value=0.8),
+            Expectation("suspected_fake_user_share", "interactions_suspected_fake_users",
+                        "no new account of the day is flagged as fake by the defence (the measure is the flagged share)",
+                        counts_rows=False, max_value=0.0),
         ), check_empty_day=True),
         Suite("social", (
             Expectation("edges_between_known_users", "social_unknown_users",

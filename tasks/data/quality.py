@@ -19,6 +19,7 @@ from tasks.data.ingest import ARROW_LEVEL
 from tasks.data.policy import ContractPolicy, DataContractError
 from tasks.data.progress import mark_day
 from tasks.data.validate import SourceValidation
+from tasks.security.detector import USER_RULE, Screening, screen_day
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class DayContracts:
     critical: frozenset[tuple[str, str]]  # (source, expectation) pairs the policy calls critical
     breaches: list[Breach]
     data_docs: Path | None  # the data docs' index page, when they were written
+    screening: Screening | None = None  # what the defence against fake accounts flagged
 
     def error_message(self) -> str:
         lines = [f"data contract broken on {self.ds.isoformat()}; nothing was trained or published:"]
@@ -106,6 +108,16 @@ def find_breaches(
     return breaches
 
 
+def defence_breaches(screening: Screening) -> list[Breach]:
+    """The day is refused when the defence's policy says ``stop`` and it flagged anything."""
+    if screening.action != "stop" or not (screening.flagged_users or screening.flagged_entities):
+        return []
+    flagged = [f"account {u}" for u in screening.flagged_users] + [f"entity {e}" for e in screening.flagged_entities]
+    reason = (f"{len(screening.flagged_users)} of {screening.scored_users} new accounts and "
+              f"{len(screening.flagged_entities)} entities flagged; the defence's policy stops the run")  # fmt: skip
+    return [Breach("interactions", USER_RULE, reason, tuple(flagged[:SAMPLE_ROWS]))]
+
+
 def record_expectations(
     con: duckdb.DuckDBPyConnection, run_id: str, ds: date, results: list[ExpectationResult], critical: frozenset[tuple[str, str]]
 ) -> None:
@@ -148,15 +160,17 @@ def check_contracts(
 ) -> DayContracts:
     """Run the day's expectations (writing data docs to ``docs_dir`` if given), record them for ``run_id``, and
     judge the day against ``policy``. Raises nothing: the caller decides (:meth:`DayContracts.raise_if_broken`)."""
-    results = run_suites(con, ds, docs_dir)
-    critical = frozenset(
-        (r.source, r.expectation) for r in results if r.expectation in policy.of(r.source).critical
-    )
-    failed = [FailedFile(*row) for row in con.execute(sql_text("ops/failed_files"), {"ds": ds}).fetchall()]
-    samples = {v.source: _quarantine_sample(con, v.source, ds) for v in validation if v.rows_quarantined}
-    breaches = find_breaches(validation, failed, results, policy, samples)
-    # The results and the verdict commit together: a day is never decided without its evidence, nor the reverse.
+    # The screening, the expectations (which see the day as screened), their results and the verdict commit
+    # together: a day is never decided without its evidence, nor the reverse.
     with transaction(con):
+        screening = screen_day(con, ds, policy.defence)
+        results = run_suites(con, ds, docs_dir)
+        critical = frozenset(
+            (r.source, r.expectation) for r in results if r.expectation in policy.of(r.source).critical
+        )
+        failed = [FailedFile(*row) for row in con.execute(sql_text("ops/failed_files"), {"ds": ds}).fetchall()]
+        samples = {v.source: _quarantine_sample(con, v.source, ds) for v in validation if v.rows_quarantined}
+        breaches = find_breaches(validation, failed, results, policy, samples) + defence_breaches(screening)
         record_expectations(
             con, run_id, ds, results + budget_results(ds, validation, policy),
             critical | {(v.source, "rejection_budget") for v in validation},
@@ -167,7 +181,7 @@ def check_contracts(
         if not r.success:
             log.warning("%s %s: expectation %s failed, observed %s", r.source, ds, r.expectation, r.observed_value)
     docs = docs_dir / "index.html" if docs_dir is not None and (docs_dir / "index.html").is_file() else None
-    return DayContracts(ds, validation, failed, results, critical, breaches, docs)
+    return DayContracts(ds, validation, failed, results, critical, breaches, docs, screening)
 
 
 def contract_report(day: DayContracts) -> list[dict[str, str | int]]:
@@ -178,6 +192,12 @@ def contract_report(day: DayContracts) -> list[dict[str, str | int]]:
         for rule, count in sorted(v.rule_counts.items()):
             rows.append({"day": day.ds.isoformat(), "source": v.source, "check": "row rule", "name": rule,
                          "observed": f"{count} rows", "outcome": "quarantined"})  # fmt: skip
+    if (screening := day.screening) is not None and (screening.flagged_users or screening.flagged_entities):
+        moved = ", ".join(f"{n} {source} rows" for source, n in screening.quarantined_rows.items())
+        rows.append({"day": day.ds.isoformat(), "source": "interactions", "check": "defence", "name": USER_RULE,
+                     "observed": f"{len(screening.flagged_users)} of {screening.scored_users} new accounts, "
+                                 f"{len(screening.flagged_entities)} entities{'; ' + moved if moved else ''}",
+                     "outcome": "quarantined" if screening.quarantined_rows else f"flagged ({screening.action})"})  # fmt: skip
     for f in day.failed_files:
         rows.append({"day": day.ds.isoformat(), "source": f.source, "check": "file", "name": f.path,
                      "observed": f.error, "outcome": "not read"})  # fmt: skip
