@@ -131,10 +131,19 @@ def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path:
         # one key overridden, the deployment's others kept: lock_wait stays, the model is the run's own
         assert finished["parameters"]["lock_wait"] == 3600 and finished["parameters"]["model"] == "pop"
         assert finished["name"] == f"pop-{SCHEDULED_DAY}"
-        # gnnrec's own loggers reach the run's logs in the UI: the worker's flow run read the project's prefect.toml
-        logs = _api(f"{api}/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200})
-        warned = [e["message"] for e in logs if e["name"] == "tasks.data.validate" and e["level"] == 30]
-        assert warned == [f"interactions {SCHEDULED_DAY}: 1 of {rows_landed + 1} rows quarantined {{'rating_number_in_0_5': 1}}"]
+        # gnnrec's own loggers reach the run's logs in the UI: the worker's flow run read the project's prefect.toml.
+        # The run's process ships its logs in the background and may still be sending them after the state is
+        # COMPLETED (CI once asked too early and found none): ask again for up to 30 s.
+        expected = [f"interactions {SCHEDULED_DAY}: 1 of {rows_landed + 1} rows quarantined {{'rating_number_in_0_5': 1}}"]
+        deadline = time.monotonic() + 30
+        while True:
+            logs = _api(f"{api}/logs/filter",
+                        {"logs": {"flow_run_id": {"any_": [run["id"]]}, "level": {"ge_": 30}}, "limit": 200})
+            warned = [e["message"] for e in logs if e["name"] == "tasks.data.validate" and e["level"] == 30]
+            if warned == expected or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert warned == expected
     finally:
         if worker is not None:
             _stop(worker)
