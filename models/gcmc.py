@@ -139,13 +139,12 @@ class GCMC(Model):
     output: ClassVar[str] = "rating"
     batches: ClassVar[tuple[type, ...]] = (RatingBatch,)
     Config: ClassVar[type] = GCMCConfig
-    # The authors train full-batch with Adam at 0.01 for 1,000 epochs. A batch of 2^17 ratings is the full batch on
-    # ML-100K and ML-1M-sized data (a larger set makes a few steps an epoch). Early stopping watches RMSE on one
-    # rated pair each of up to 5,000 users, every 10 epochs, and stops after 100 epochs without improvement.
-    recipe: ClassVar[Recipe] = Recipe(
-        epochs=1000, batch_size=1 << 17, learning_rate=0.01, l2=0.0, validation_share=0.05,
-        validation_max_pairs=5000, patience=10, eval_every=10,
-    )
+    # The authors' schedule: full batch, Adam at 0.01, 1,000 epochs, every rating trains (their testing mode); dropout
+    # 0.7 is what keeps it from overfitting. A batch of 2^17 ratings is the full batch on ML-100K and ML-1M-sized
+    # data (a larger set makes a few steps an epoch). Early stopping on a held-out rating per user was tried and
+    # lost: about 900 validation ratings judge RMSE too noisily, it stopped at epoch 340 with test RMSE 0.9207
+    # against 0.90 for the full schedule (bench/README.md).
+    recipe: ClassVar[Recipe] = Recipe(epochs=1000, batch_size=1 << 17, learning_rate=0.01, l2=0.0, validation_share=0.0)
 
     def __init__(self, num_users: int, num_items: int, num_levels: int, config: GCMCConfig = GCMCConfig(), *,
                  adjacencies: list[torch.Tensor], degree: torch.Tensor, levels: torch.Tensor) -> None:
