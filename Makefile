@@ -24,7 +24,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/python .ci/torch_wheels.py --python $(BIN)/python --spec "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
-	$(BIN)/pip install -q -e ".[dev]"
+	# setuptools boxes an "Editable installation" notice (not a warning about this project) on every editable install.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
 run: setup

@@ -88,7 +88,7 @@ def recipe_override(text: str) -> tuple[str, str]:
     """Parse a ``FIELD=VALUE`` command-line override of one daily-flow parameter; pydantic converts the value."""
     import argparse
 
-    from flows.params import DailyParams
+    from gnnrec.flows.params import DailyParams
 
     field_name, sep, value = text.partition("=")
     if not sep or field_name not in DailyParams.model_fields:

@@ -25,9 +25,9 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import print_table, run_isolated, write_results  # noqa: E402
-from tasks.ops.db import connect  # noqa: E402
-from tasks.data.ingest import ingest_partition, partition_dir  # noqa: E402
-from tasks.data.validate import validate_partition  # noqa: E402
+from gnnrec.tasks.ops.db import connect  # noqa: E402
+from gnnrec.tasks.data.ingest import ingest_partition, partition_dir  # noqa: E402
+from gnnrec.tasks.data.validate import validate_partition  # noqa: E402
 
 DAY = date(2026, 1, 1)
 USERS, ITEMS = 1_000_000, 200_000

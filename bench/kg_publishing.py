@@ -55,10 +55,10 @@ def floor(num_users: int, num_items: int, dim: int, k: int) -> int:
 def ours(snapshot: str, checkpoint: str, db: str, run_id: str, k: int) -> dict[str, float]:
     from datetime import date
 
-    from tasks.graph.snapshot import read_snapshot
-    from tasks.learn.train import load_checkpoint
-    from tasks.ops.db import connect
-    from tasks.steps import TrainedModel, publish, rank_for_publishing
+    from gnnrec.tasks.graph.snapshot import read_snapshot
+    from gnnrec.tasks.learn.train import load_checkpoint
+    from gnnrec.tasks.ops.db import connect
+    from gnnrec.tasks.steps import TrainedModel, publish, rank_for_publishing
 
     started = time.perf_counter()
     day = read_snapshot(Path(snapshot))
@@ -81,7 +81,7 @@ def trained_kgcn(work: Path) -> tuple[Path, Path, Path, str]:
     db = work / "gnnrec.duckdb"
     if not db.exists():
         from bench.reproduce import CASES, reproduce
-        from flows.settings import configure_prefect_environment
+        from gnnrec.flows.settings import configure_prefect_environment
 
         configure_prefect_environment(Path(__file__).resolve().parents[1])
         reproduce(CASE, CASES[CASE], work, {})
@@ -100,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         snapshot, checkpoint, db, run_id = trained_kgcn(args.work or Path(tmp) / CASE)
-        from tasks.learn.train import load_checkpoint
+        from gnnrec.tasks.learn.train import load_checkpoint
 
         model, _ = load_checkpoint(checkpoint)
         num_users, num_items, dim = model.num_users, model.num_items, model.config.embedding_dim
@@ -116,7 +116,7 @@ def main() -> None:
                 result, seconds, rss = run_isolated(fn, *fn_args)
                 if name not in results or seconds < results[name][0]:
                     results[name] = (seconds, rss, result)
-    from models.base import DEFAULT_PAIR_BUDGET
+    from gnnrec.models.base import DEFAULT_PAIR_BUDGET
 
     detail = results["ours"][2]
     ratio = results["ours"][0] / results["floor"][0]

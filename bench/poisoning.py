@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import BENCH_DIR, SHARED_DATA, write_results  # noqa: E402
-from flows.settings import configure_prefect_environment  # noqa: E402
+from gnnrec.flows.settings import configure_prefect_environment  # noqa: E402
 
 START = date(2026, 1, 1)
 KINDS = "random,average,bandwagon,social,kg,copy"
@@ -36,9 +36,9 @@ IMPORTS = {"ml-100k": ("movielens", "ml-100k"), "ciao": ("ciao", "ciao")}
 
 
 def _run(landing: Path, db: Path, ds: date, args, action: str) -> None:
-    from flows.daily import run_daily
-    from flows.params import DailyParams
-    from tasks.data.policy import ContractPolicy
+    from gnnrec.flows.daily import run_daily
+    from gnnrec.flows.params import DailyParams
+    from gnnrec.tasks.data.policy import ContractPolicy
 
     run_daily(DailyParams(
         ds=ds, model=args.models, top_k=50, epochs=args.epochs, eval_days=1, retrain=False, landing=landing, db=db,
@@ -49,7 +49,7 @@ def _run(landing: Path, db: Path, ds: date, args, action: str) -> None:
 def _outcome(db: Path, ds: date, args, target: str, fakes: list[str]) -> dict:
     import duckdb
 
-    from tasks.security.measures import target_hit_rate
+    from gnnrec.tasks.security.measures import target_hit_rate
 
     with duckdb.connect(str(db), read_only=True) as con:
         outcome = {}
@@ -70,7 +70,7 @@ def _outcome(db: Path, ds: date, args, target: str, fakes: list[str]) -> dict:
 def _detection(db: Path, day: date, kind: str, fakes: list[str], target_entity: str | None) -> dict:
     import duckdb
 
-    from tasks.security.measures import detection
+    from gnnrec.tasks.security.measures import detection
 
     with duckdb.connect(str(db), read_only=True) as con:
         if kind == "kg":
@@ -97,10 +97,10 @@ def _false_alarms_imported(name: str, root: Path) -> dict:
     day with the default policy (scores only: the defence reads ``clean`` alone)."""
     import polars as pl
 
-    from tasks.data.importers import import_dataset
-    from tasks.data.policy import DefencePolicy
-    from tasks.ops.db import connect
-    from tasks.security.detector import score_users
+    from gnnrec.tasks.data.importers import import_dataset
+    from gnnrec.tasks.data.policy import DefencePolicy
+    from gnnrec.tasks.ops.db import connect
+    from gnnrec.tasks.security.detector import score_users
 
     importer, folder = IMPORTS[name]
     landing = root / name
@@ -134,8 +134,8 @@ def main() -> None:
 
     import polars as pl
 
-    from tasks.data.demo import generate_demo_world
-    from tasks.security.attacks import Attack, AttackError, read_history, write_attack
+    from gnnrec.tasks.data.demo import generate_demo_world
+    from gnnrec.tasks.security.attacks import Attack, AttackError, read_history, write_attack
 
     started = time.perf_counter()
     figures: dict = {"args": vars(args), "cases": [], "false_alarms": {}}

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import BENCH_DIR, print_table, write_results  # noqa: E402
-from flows.settings import configure_prefect_environment  # noqa: E402
+from gnnrec.flows.settings import configure_prefect_environment  # noqa: E402
 
 START = date(2026, 1, 1)
 
@@ -34,7 +34,7 @@ def _stage_seconds(db: Path) -> list[tuple[str, dict[str, float]]]:
 
 
 def _run(params, reads: list) -> dict:
-    from flows.daily import run_daily
+    from gnnrec.flows.daily import run_daily
 
     before = len(reads)
     started = time.perf_counter()
@@ -55,9 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     configure_prefect_environment(BENCH_DIR.parent)
 
-    from flows.params import DailyParams
-    from tasks.graph import snapshot
-    from tasks.data.demo import generate_demo_world
+    from gnnrec.flows.params import DailyParams
+    from gnnrec.tasks.graph import snapshot
+    from gnnrec.tasks.data.demo import generate_demo_world
 
     reads: list[date] = []
     read_history = snapshot.load_interaction_pairs

@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import BENCH_DIR, SHARED_DATA, peak_rss_mib, print_table, recipe_override, write_results  # noqa: E402
-from flows.settings import configure_prefect_environment  # noqa: E402
+from gnnrec.flows.settings import configure_prefect_environment  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,9 @@ def paper_figures(dataset: str, model: str) -> dict[tuple[str, int | None], tupl
 
 
 def reproduce(name: str, case: Case, work: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    from flows.daily import run_daily
-    from flows.params import DailyParams
-    from tasks.data.importers import import_dataset
+    from gnnrec.flows.daily import run_daily
+    from gnnrec.flows.params import DailyParams
+    from gnnrec.tasks.data.importers import import_dataset
 
     landing, db = work / "landing", work / "gnnrec.duckdb"
     shutil.rmtree(work, ignore_errors=True)
@@ -163,10 +163,10 @@ def batch_averaged_auc(work: Path, run_id: str, seed: int, batch: int = 128) -> 
     import numpy as np
     import torch
 
-    from tasks.learn.evaluate import ctr_pairs
-    from tasks.learn.metrics import auc
-    from tasks.graph.snapshot import read_snapshot
-    from tasks.learn.train import load_checkpoint
+    from gnnrec.tasks.learn.evaluate import ctr_pairs
+    from gnnrec.tasks.learn.metrics import auc
+    from gnnrec.tasks.graph.snapshot import read_snapshot
+    from gnnrec.tasks.learn.train import load_checkpoint
 
     day = read_snapshot(next((work / "snapshots").rglob("*.npz")))
     model, _ = load_checkpoint(work / "checkpoints" / run_id / "holdout.pt")

@@ -50,10 +50,10 @@ def floor(num_users: int, num_items: int, dim: int, k: int) -> int:
 
 
 def ours(num_users: int, num_items: int, dim: int, k: int, train_users, train_items, db: str) -> int:
-    from models.base import InnerProductScorer
-    from tasks.ops.db import connect
-    from tasks.publish.topk import publish_topk
-    from tasks.learn.ranking import UserItemSets, rank_top_k
+    from gnnrec.models.base import InnerProductScorer
+    from gnnrec.tasks.ops.db import connect
+    from gnnrec.tasks.publish.topk import publish_topk
+    from gnnrec.tasks.learn.ranking import UserItemSets, rank_top_k
 
     users, items = _embeddings(num_users, num_items, dim)
     exclude = UserItemSets.from_pairs(train_users, train_items, num_users)
@@ -64,7 +64,7 @@ def ours(num_users: int, num_items: int, dim: int, k: int, train_users, train_it
 
 
 def _id_maps(db: Path, num_users: int, num_items: int) -> None:
-    from tasks.ops.db import connect
+    from gnnrec.tasks.ops.db import connect
 
     with connect(db) as con:
         # External IDs as Gowalla's own user_list/item_list give them.

@@ -22,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import SHARED_DATA, peak_rss_mib, print_table, write_results  # noqa: E402
 from bench.reproduce import CASES  # noqa: E402
-from models.registry import resolve_config, resolve_recipe  # noqa: E402
-from tasks import steps  # noqa: E402
-from tasks.ops.db import connect  # noqa: E402
-from tasks.learn.evaluate import evaluate_holdout  # noqa: E402
-from tasks.graph.ids import catalog_sizes, load_graph, load_holdout, unavailable_items  # noqa: E402
-from tasks.data.importers import import_dataset  # noqa: E402
-from tasks.learn.train import EpochProgress, fit  # noqa: E402
+from gnnrec.models.registry import resolve_config, resolve_recipe  # noqa: E402
+from gnnrec.tasks import steps  # noqa: E402
+from gnnrec.tasks.ops.db import connect  # noqa: E402
+from gnnrec.tasks.learn.evaluate import evaluate_holdout  # noqa: E402
+from gnnrec.tasks.graph.ids import catalog_sizes, load_graph, load_holdout, unavailable_items  # noqa: E402
+from gnnrec.tasks.data.importers import import_dataset  # noqa: E402
+from gnnrec.tasks.learn.train import EpochProgress, fit  # noqa: E402
 
 THRESHOLDS = (0.17, 0.18)
 

@@ -23,10 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import SHARED_DATA, load_adjacency_lines, peak_rss_mib, print_table, write_results  # noqa: E402
-from models.adjacency import normalized_bipartite_adjacency, symmetric_propagate  # noqa: E402
-from models.base import GraphData, Recipe  # noqa: E402
-from models.lightgcn import LightGCN, LightGCNConfig  # noqa: E402
-from tasks.learn.train import deterministic_kernels, train  # noqa: E402
+from gnnrec.models.adjacency import normalized_bipartite_adjacency, symmetric_propagate  # noqa: E402
+from gnnrec.models.base import GraphData, Recipe  # noqa: E402
+from gnnrec.models.lightgcn import LightGCN, LightGCNConfig  # noqa: E402
+from gnnrec.tasks.learn.train import deterministic_kernels, train  # noqa: E402
 
 BATCH, LAYERS, DIM = 2048, 3, 64
 

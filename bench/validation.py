@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import print_table, write_results  # noqa: E402
 from bench.ingest import DAY, synthetic_interactions  # noqa: E402
-from tasks.ops.db import connect  # noqa: E402
-from tasks.data.ingest import ingest_partition, partition_dir  # noqa: E402
-from tasks.data.policy import ContractPolicy  # noqa: E402
-from tasks.data.quality import check_contracts  # noqa: E402
-from tasks.data.validate import validate_partition  # noqa: E402
+from gnnrec.tasks.ops.db import connect  # noqa: E402
+from gnnrec.tasks.data.ingest import ingest_partition, partition_dir  # noqa: E402
+from gnnrec.tasks.data.policy import ContractPolicy  # noqa: E402
+from gnnrec.tasks.data.quality import check_contracts  # noqa: E402
+from gnnrec.tasks.data.validate import validate_partition  # noqa: E402
 
 NEXT_DAY = DAY + timedelta(days=1)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 
-from tasks.learn.curves import TrainingCurve, metrics_comparison, training_curve_png, training_curve_table
+from gnnrec.tasks.learn.curves import TrainingCurve, metrics_comparison, training_curve_png, training_curve_table
 
 CURVE_FILE = "training_curve.png"
 

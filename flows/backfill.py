@@ -12,15 +12,15 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import Field, field_validator, model_validator
 
-from flows.daily import (
+from gnnrec.flows.daily import (
     DailyResult, Writer, check_data_contracts, find_pending_days, ingest_partition, process_day, run_parameters,
     validate_partition,
 )
-from flows.params import DailyParams, check_day_range, check_holdout_reach, flat_flow_parameters
-from tasks.ops.backfill import PublishMode, backfill_plan, landed_inputs_digest
-from tasks.ops.db import connect
-from tasks.ops.lock import warehouse_lock
-from tasks.ops.runs import completed_run_matching
+from gnnrec.flows.params import DailyParams, check_day_range, check_holdout_reach, flat_flow_parameters
+from gnnrec.tasks.ops.backfill import PublishMode, backfill_plan, landed_inputs_digest
+from gnnrec.tasks.ops.db import connect
+from gnnrec.tasks.ops.lock import warehouse_lock
+from gnnrec.tasks.ops.runs import completed_run_matching
 
 BACKFILL_FLOW = "backfill-recommendations"
 

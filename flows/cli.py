@@ -57,8 +57,8 @@ def _shown(default: object) -> str:
 
 def _add_daily_options(parser: argparse.ArgumentParser, exclude: frozenset[str] = frozenset()) -> None:
     """One option per field of :class:`DailyParams`, with its description as help, so none is ever missing."""
-    from flows.params import RECIPE_FIELDS, DailyParams
-    from models.registry import MODELS
+    from gnnrec.flows.params import RECIPE_FIELDS, DailyParams
+    from gnnrec.models.registry import MODELS
 
     for name, field in DailyParams.model_fields.items():
         if name in exclude:
@@ -187,7 +187,7 @@ def _add_attack_command(commands, with_options: bool) -> None:
     if not with_options:
         commands.add_parser("attack", help=summary)
         return
-    from tasks.security.attacks import KINDS
+    from gnnrec.tasks.security.attacks import KINDS
 
     attack = commands.add_parser(
         "attack", help=summary,
@@ -228,7 +228,7 @@ def _add_registry_options(parser: argparse.ArgumentParser) -> None:
 
 def _store(args: argparse.Namespace) -> Path:
     """The views file of the analysts' store the options name: --analytics (a folder or the file), else --db's."""
-    from tasks.publish.analytics import default_store, views_file
+    from gnnrec.tasks.publish.analytics import default_store, views_file
 
     return views_file(args.analytics) if args.analytics is not None else default_store(args.db)
 
@@ -237,7 +237,7 @@ def _open_store(store: Path, parser: argparse.ArgumentParser):
     """A read-only session on the store; one that is missing or unreadable is one line and exit code 2."""
     import duckdb
 
-    from tasks.publish.analytics import open_store
+    from gnnrec.tasks.publish.analytics import open_store
 
     if not store.is_file():
         parser.error(f"--analytics: no analysts' store at {store}; `gnnrec run` publishes one")
@@ -252,7 +252,7 @@ def _add_import_command(commands, with_options: bool) -> None:
     if not with_options:
         commands.add_parser("import", help=summary)
         return
-    from tasks.data.importers import DEFAULT_SEED, IMPORTERS
+    from gnnrec.tasks.data.importers import DEFAULT_SEED, IMPORTERS
 
     formats = "".join(f"\n  {name:<14} {importer.description}" for name, importer in IMPORTERS.items())
     imports = commands.add_parser(
@@ -274,7 +274,7 @@ def _flow_params(model: type, args: argparse.Namespace, parser: argparse.Argumen
     a bad value is one line and exit code 2, before anything is written."""
     from pydantic import ValidationError
 
-    from flows.params import OptionError
+    from gnnrec.flows.params import OptionError
 
     given = {k: v for k, v in vars(args).items() if k in model.model_fields and v is not None}
     if "options" in given:
@@ -298,11 +298,11 @@ def _flow_params(model: type, args: argparse.Namespace, parser: argparse.Argumen
 def _run_flow(flow: Any, params: Any, parser: argparse.ArgumentParser) -> Any:
     """Run a flow; a busy warehouse exits 3, an option the flow's own checks refuse exits 2, and bad landed data
     is one line on stderr and ``None`` (exit 1)."""
-    from flows.params import OptionError
-    from tasks.ops.db import WarehouseUnreadable
-    from tasks.data.ingest import LandingError
-    from tasks.ops.lock import WarehouseBusy
-    from tasks.data.policy import DataContractError
+    from gnnrec.flows.params import OptionError
+    from gnnrec.tasks.ops.db import WarehouseUnreadable
+    from gnnrec.tasks.data.ingest import LandingError
+    from gnnrec.tasks.ops.lock import WarehouseBusy
+    from gnnrec.tasks.data.policy import DataContractError
 
     try:
         return flow(params)
@@ -318,12 +318,12 @@ def _run_flow(flow: Any, params: Any, parser: argparse.ArgumentParser) -> Any:
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from flows.params import DailyParams
+    from gnnrec.flows.params import DailyParams
 
     params = _flow_params(DailyParams, args, parser)
 
-    from flows.daily import run_daily
-    from flows.report import describe_result
+    from gnnrec.flows.daily import run_daily
+    from gnnrec.flows.report import describe_result
 
     result = _run_flow(run_daily, params, parser)
     if result is None:
@@ -333,12 +333,12 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _backfill(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from flows.backfill import BackfillParams
+    from gnnrec.flows.backfill import BackfillParams
 
     params = _flow_params(BackfillParams, args, parser)
 
-    from flows.backfill import run_backfill
-    from flows.report import describe_backfill, show_progress
+    from gnnrec.flows.backfill import run_backfill
+    from gnnrec.flows.report import describe_backfill, show_progress
 
     show_progress()
     result = _run_flow(run_backfill, params, parser)
@@ -350,7 +350,7 @@ def _backfill(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _open_read_only(path: Path, option: str, parser: argparse.ArgumentParser):
     """A read-only connection; a file that is not a usable DuckDB database is one line and exit code 2."""
-    from tasks.ops.db import WarehouseUnreadable, open_database
+    from gnnrec.tasks.ops.db import WarehouseUnreadable, open_database
 
     try:
         return open_database(path, read_only=True)
@@ -360,7 +360,7 @@ def _open_read_only(path: Path, option: str, parser: argparse.ArgumentParser):
 
 def _registry(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """A read-only connection to the run registry: the warehouse, or while a run holds it, the analysts' store."""
-    from tasks.ops.lock import WarehouseBusy
+    from gnnrec.tasks.ops.lock import WarehouseBusy
 
     if not args.db.is_file():
         parser.error(f"--db: no warehouse at {args.db}; run `gnnrec run` first")
@@ -375,7 +375,7 @@ def _registry(args: argparse.Namespace, parser: argparse.ArgumentParser):
 
 
 def _runs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from tasks.ops.runs import recent_runs
+    from gnnrec.tasks.ops.runs import recent_runs
 
     con, note = _registry(args, parser)
     with con:
@@ -386,8 +386,8 @@ def _runs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _show_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from flows.report import describe_run
-    from tasks.ops.runs import find_runs
+    from gnnrec.flows.report import describe_run
+    from gnnrec.tasks.ops.runs import find_runs
 
     con, note = _registry(args, parser)
     with con:
@@ -401,7 +401,7 @@ def _show_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _failpoints(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from tasks.ops.failpoints import FAILPOINTS
+    from gnnrec.tasks.ops.failpoints import FAILPOINTS
 
     width = max(map(len, FAILPOINTS))
     for name, description in FAILPOINTS.items():
@@ -410,7 +410,7 @@ def _failpoints(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from tasks.data.demo import generate_demo_world
+    from gnnrec.tasks.data.demo import generate_demo_world
 
     try:
         summary = generate_demo_world(args.out, start=args.start, days=args.days, users=args.users, items=args.items, seed=args.seed)
@@ -427,7 +427,7 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     line on stderr and exit code 1, never a traceback."""
     import duckdb
 
-    from tasks.ops.lock import WarehouseBusy
+    from gnnrec.tasks.ops.lock import WarehouseBusy
 
     if args.sql_file is None and not args.describe:
         parser.error("give a SQL file to run, or --describe")
@@ -451,7 +451,7 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         con = _open_store(_store(args), parser)
     with con:
         if args.describe:
-            from tasks.publish.data_dictionary import describe
+            from gnnrec.tasks.publish.data_dictionary import describe
 
             print(describe(con), end="")
             if args.sql_file is None:
@@ -469,7 +469,7 @@ def _query(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from tasks.data.importers import DatasetFormatError, ImportOptionError, import_dataset
+    from gnnrec.tasks.data.importers import DatasetFormatError, ImportOptionError, import_dataset
 
     if args.landing.exists() and not args.landing.is_dir():
         parser.error(f"--landing: {args.landing} is not a folder")
@@ -487,7 +487,7 @@ def _import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _attack(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from tasks.security.attacks import Attack, AttackError, write_attack
+    from gnnrec.tasks.security.attacks import Attack, AttackError, write_attack
 
     try:
         attack = Attack(args.kind, args.ds, tuple(t.strip() for t in args.target.split(",")), args.fake_users,
@@ -502,9 +502,9 @@ def _attack(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _release(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from datetime import datetime, timezone
 
-    from tasks.ops.db import WarehouseUnreadable, connect, transaction
-    from tasks.ops.lock import WarehouseBusy, warehouse_lock
-    from tasks.security.detector import release
+    from gnnrec.tasks.ops.db import WarehouseUnreadable, connect, transaction
+    from gnnrec.tasks.ops.lock import WarehouseBusy, warehouse_lock
+    from gnnrec.tasks.security.detector import release
 
     asked = {kind: [i.strip() for i in text.split(",") if i.strip()] for kind, text in (("user", args.user), ("entity", args.entity)) if text}
     if not asked:
@@ -525,7 +525,7 @@ def _release(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flows.settings import configure_prefect_environment
+    from gnnrec.flows.settings import configure_prefect_environment
 
     arguments = sys.argv[1:] if argv is None else argv
     selected = next((a for a in arguments if not a.startswith("-")), "")  # "": no command, a light parser

@@ -22,31 +22,31 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.artifacts import report_run
-from flows.console import TrainingProgress
-from flows.params import DailyParams, flat_flow_parameters
-from tasks import steps
-from tasks.publish.analytics import StoreSummary, publish_store, remove_dead_temporaries
-from tasks.ops.checkpoints import prune_checkpoints
-from tasks.learn.curves import TrainingCurve
-from tasks.ops.failpoints import failpoint
-from tasks.ops.db import connect
-from tasks.graph.ids import CatalogSizes
-from tasks.data.ingest import IngestReport
-from tasks.ops.lock import is_alive, run_alive, warehouse_lock
-from tasks.data.policy import ContractPolicy
-from tasks.publish.topk import PublishSummary
-from tasks.data.quality import DayContracts, contract_markdown, contract_report
-from tasks.ops.runs import (
+from gnnrec.flows.artifacts import report_run
+from gnnrec.flows.console import TrainingProgress
+from gnnrec.flows.params import DailyParams, flat_flow_parameters
+from gnnrec.tasks import steps
+from gnnrec.tasks.publish.analytics import StoreSummary, publish_store, remove_dead_temporaries
+from gnnrec.tasks.ops.checkpoints import prune_checkpoints
+from gnnrec.tasks.learn.curves import TrainingCurve
+from gnnrec.tasks.ops.failpoints import failpoint
+from gnnrec.tasks.ops.db import connect
+from gnnrec.tasks.graph.ids import CatalogSizes
+from gnnrec.tasks.data.ingest import IngestReport
+from gnnrec.tasks.ops.lock import is_alive, run_alive, warehouse_lock
+from gnnrec.tasks.data.policy import ContractPolicy
+from gnnrec.tasks.publish.topk import PublishSummary
+from gnnrec.tasks.data.quality import DayContracts, contract_markdown, contract_report
+from gnnrec.tasks.ops.runs import (
     Provenance, abandon_dead_runs, code_version, complete_run, finish_run, ingested_inputs, library_versions,
     previous_metrics, record_metrics, record_provenance, record_stage_seconds, start_run,
 )
-from tasks.data.validate import SourceValidation
-from tasks.learn.evaluate import Metric
-from tasks.learn.ranking import TopK
-from tasks.graph.snapshot import DaySnapshot, read_snapshot
-from tasks.learn.train import EpochProgress, TrainingReport
-from tasks.learn.validation_curve import HoldoutRecall
+from gnnrec.tasks.data.validate import SourceValidation
+from gnnrec.tasks.learn.evaluate import Metric
+from gnnrec.tasks.learn.ranking import TopK
+from gnnrec.tasks.graph.snapshot import DaySnapshot, read_snapshot
+from gnnrec.tasks.learn.train import EpochProgress, TrainingReport
+from gnnrec.tasks.learn.validation_curve import HoldoutRecall
 
 FLOW_NAME = "daily-recommendations"
 PROJECT_DIR = Path(__file__).resolve().parents[1]

@@ -18,10 +18,10 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.registry import MODELS, resolve_config, resolve_recipe
-from tasks.learn.evaluate import parse_protocol
-from tasks.data.policy import ContractPolicy
-from tasks.steps import ModelRecipe
+from gnnrec.models.registry import MODELS, resolve_config, resolve_recipe
+from gnnrec.tasks.learn.evaluate import parse_protocol
+from gnnrec.tasks.data.policy import ContractPolicy
+from gnnrec.tasks.steps import ModelRecipe
 
 # The days a run can process: ds +- any day count the pipeline uses stays a valid date, and DuckDB and epoch
 # arithmetic (microsecond timestamps) hold every day of it.
@@ -124,7 +124,7 @@ class DailyParams(BaseModel):
     @classmethod
     def derive_store(cls, data: object) -> object:
         """No ``analytics`` given: the store that belongs to ``db`` (never one shared by every warehouse)."""
-        from tasks.publish.analytics import default_store, views_file
+        from gnnrec.tasks.publish.analytics import default_store, views_file
 
         if isinstance(data, dict) and data.get("analytics") is None:
             db = data.get("db", cls.model_fields["db"].default)
@@ -302,7 +302,7 @@ def check_history(landing: Path, ds: date, eval_days: int) -> None:
     """``eval_days`` must leave at least one day of the landed history (first landed day .. ``ds``) to train on.
 
     Nothing landed up to ``ds`` (or no landing folder) is left to the run itself to report."""
-    from tasks.data.ingest import landed_days
+    from gnnrec.tasks.data.ingest import landed_days
 
     if eval_days == 0:
         return
@@ -322,8 +322,8 @@ def check_distinct_places(db: Path, analytics: Path, landing: Path) -> None:
     """The warehouse, its checkpoint folder, the analysts' store (file and Parquet folder) and the landing folder
     are distinct after resolving links and ``..``, and none lies inside another. The landing folder's own root
     is not read (only ``<landing>/<source>/``), so outputs may sit beside its source folders, not inside them."""
-    from tasks.publish.analytics import store_dir
-    from tasks.data.ingest import SOURCES
+    from gnnrec.tasks.publish.analytics import store_dir
+    from gnnrec.tasks.data.ingest import SOURCES
 
     places = [  # (option, what it is, path as given); a clash names the later one's option first
         ("--db", "the warehouse", db),
@@ -406,8 +406,8 @@ def check_warehouse_file(db: Path) -> None:
     run's own lock, which names the holder."""
     import duckdb
 
-    from tasks.ops.db import WarehouseUnreadable, open_database
-    from tasks.ops.lock import WarehouseBusy
+    from gnnrec.tasks.ops.db import WarehouseUnreadable, open_database
+    from gnnrec.tasks.ops.lock import WarehouseBusy
 
     if not db.is_file():
         return

@@ -6,8 +6,8 @@ import json
 import logging
 from pathlib import Path
 
-from flows.backfill import BackfillResult
-from flows.daily import DailyResult
+from gnnrec.flows.backfill import BackfillResult
+from gnnrec.flows.daily import DailyResult
 
 
 def _metric_lines(metrics: dict[tuple[str, int | None], float]) -> list[str]:

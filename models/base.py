@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from tasks.learn.train import EpochContext
+    from gnnrec.tasks.learn.train import EpochContext
 
 OutputKind = Literal["ranking", "rating", "logit"]
 OUTPUT_KINDS: tuple[str, ...] = ("ranking", "rating", "logit")

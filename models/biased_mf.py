@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.base import DEFAULT_PAIR_BUDGET, GraphData, Input, Model, PairScorer, RatingBatch, Recipe
+from gnnrec.models.base import DEFAULT_PAIR_BUDGET, GraphData, Input, Model, PairScorer, RatingBatch, Recipe
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.adjacency import csr_tensor, sparse_matmul
-from models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe
-from models.bpr import bpr_loss
+from gnnrec.models.adjacency import csr_tensor, sparse_matmul
+from gnnrec.models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe
+from gnnrec.models.bpr import bpr_loss
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh, "none": lambda x: x}
 

@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.adjacency import csr_tensor, symmetric_propagate
-from models.base import DEFAULT_PAIR_BUDGET, GraphData, Input, Model, PairScorer, RatingBatch, Recipe
+from gnnrec.models.adjacency import csr_tensor, symmetric_propagate
+from gnnrec.models.base import DEFAULT_PAIR_BUDGET, GraphData, Input, Model, PairScorer, RatingBatch, Recipe
 
 # Ratings finer than this many distinct values are rounded to halves (levels are edge types, not a continuum).
 MAX_LEVELS = 10

@@ -47,8 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import DEFAULT_PAIR_BUDGET, GraphData, Input, Model, PairScorer, RatingBatch, Recipe
-from models.biased_mf import rating_mean
+from gnnrec.models.base import DEFAULT_PAIR_BUDGET, GraphData, Input, Model, PairScorer, RatingBatch, Recipe
+from gnnrec.models.biased_mf import rating_mean
 
 NUM_LEVELS = 7  # 0: no rating; 1..6: the ratings 0..5
 HISTORY_SEED = 13  # the seed of the history_cap sample

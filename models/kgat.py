@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.adjacency import sparse_matmul
-from models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe, TripleBatch
-from models.bpr import bpr_loss
-from models.kgcn import item_nodes
+from gnnrec.models.adjacency import sparse_matmul
+from gnnrec.models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe, TripleBatch
+from gnnrec.models.bpr import bpr_loss
+from gnnrec.models.kgcn import item_nodes
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import DEFAULT_PAIR_BUDGET, GraphData, Input, Model, PairBatch, PairScorer, Recipe
+from gnnrec.models.base import DEFAULT_PAIR_BUDGET, GraphData, Input, Model, PairBatch, PairScorer, Recipe
 
 Aggregator = Literal["sum", "concat", "neighbor"]
 

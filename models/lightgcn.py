@@ -9,9 +9,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from models.adjacency import csr_tensor, normalized_bipartite_adjacency, symmetric_propagate
-from models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe
-from models.bpr import joint_embedding_bpr_loss
+from gnnrec.models.adjacency import csr_tensor, normalized_bipartite_adjacency, symmetric_propagate
+from gnnrec.models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe
+from gnnrec.models.bpr import joint_embedding_bpr_loss
 
 
 @dataclass(frozen=True)

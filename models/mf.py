@@ -9,8 +9,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe
-from models.bpr import bpr_loss
+from gnnrec.models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe
+from gnnrec.models.bpr import bpr_loss
 
 
 @dataclass(frozen=True)

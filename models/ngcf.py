@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.adjacency import csr_tensor, symmetric_propagate
-from models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe
-from models.bpr import joint_embedding_bpr_loss
+from gnnrec.models.adjacency import csr_tensor, symmetric_propagate
+from gnnrec.models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe
+from gnnrec.models.bpr import joint_embedding_bpr_loss
 
 
 @dataclass(frozen=True)

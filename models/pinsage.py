@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, PairScorer, Recipe
+from gnnrec.models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, PairScorer, Recipe
 
 
 @dataclass(frozen=True)

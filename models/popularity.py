@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from models.base import GraphData, InnerProductScorer, Input, Model, NoConfig, PairBatch, Recipe
+from gnnrec.models.base import GraphData, InnerProductScorer, Input, Model, NoConfig, PairBatch, Recipe
 
 
 class Popularity(Model):

@@ -16,18 +16,18 @@ from typing import Any, Literal
 
 import torch
 
-from models.base import GraphData, Model, Recipe
-from models.biased_mf import BiasedMF
-from models.diffnet import DiffNet
-from models.gcmc import GCMC
-from models.graphrec import GraphRec, GraphRecPlus
-from models.kgat import KGAT
-from models.kgcn import KGCN, KGNNLS
-from models.lightgcn import LightGCN
-from models.mf import MatrixFactorization
-from models.ngcf import NGCF
-from models.pinsage import PinSage
-from models.popularity import Popularity
+from gnnrec.models.base import GraphData, Model, Recipe
+from gnnrec.models.biased_mf import BiasedMF
+from gnnrec.models.diffnet import DiffNet
+from gnnrec.models.gcmc import GCMC
+from gnnrec.models.graphrec import GraphRec, GraphRecPlus
+from gnnrec.models.kgat import KGAT
+from gnnrec.models.kgcn import KGCN, KGNNLS
+from gnnrec.models.lightgcn import LightGCN
+from gnnrec.models.mf import MatrixFactorization
+from gnnrec.models.ngcf import NGCF
+from gnnrec.models.pinsage import PinSage
+from gnnrec.models.popularity import Popularity
 
 MODELS: dict[str, type[Model]] = {
     "pop": Popularity,

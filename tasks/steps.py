@@ -14,21 +14,21 @@ import duckdb
 import numpy as np
 import torch
 
-from models.base import Model, Recipe
-from tasks.data import progress
-from tasks.graph import snapshot
-from tasks.ops.db import connect
-from tasks.learn.evaluate import Metric, evaluate as evaluate_protocols, exclusion_sets
-from tasks.ops.failpoints import failpoint
-from tasks.graph.ids import CatalogSizes, assign_ids
-from tasks.data.ingest import IngestReport, days_to_ingest, ingest_partition
-from tasks.data.policy import ContractPolicy
-from tasks.publish.topk import PublishSummary, publish_topk
-from tasks.data.quality import DayContracts, check_contracts
-from tasks.learn.ranking import TopK, rank_top_k
-from tasks.graph.snapshot import DaySnapshot
-from tasks.learn.train import EpochProgress, TrainingReport, fit, load_checkpoint, save_checkpoint
-from tasks.data.validate import DEFAULT_FUTURE_TOLERANCE, SourceValidation, validate_partition
+from gnnrec.models.base import Model, Recipe
+from gnnrec.tasks.data import progress
+from gnnrec.tasks.graph import snapshot
+from gnnrec.tasks.ops.db import connect
+from gnnrec.tasks.learn.evaluate import Metric, evaluate as evaluate_protocols, exclusion_sets
+from gnnrec.tasks.ops.failpoints import failpoint
+from gnnrec.tasks.graph.ids import CatalogSizes, assign_ids
+from gnnrec.tasks.data.ingest import IngestReport, days_to_ingest, ingest_partition
+from gnnrec.tasks.data.policy import ContractPolicy
+from gnnrec.tasks.publish.topk import PublishSummary, publish_topk
+from gnnrec.tasks.data.quality import DayContracts, check_contracts
+from gnnrec.tasks.learn.ranking import TopK, rank_top_k
+from gnnrec.tasks.graph.snapshot import DaySnapshot
+from gnnrec.tasks.learn.train import EpochProgress, TrainingReport, fit, load_checkpoint, save_checkpoint
+from gnnrec.tasks.data.validate import DEFAULT_FUTURE_TOLERANCE, SourceValidation, validate_partition
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.settings import configure_prefect_environment
+from gnnrec.flows.settings import configure_prefect_environment
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 configure_prefect_environment(PROJECT_DIR)
@@ -27,8 +27,8 @@ def prefect_harness():
 @pytest.fixture(scope="session")
 def planted_world(tmp_path_factory) -> tuple[Path, Path, date]:
     """A 10-day planted world, ingested and validated day by day: (landing, db, last day)."""
-    from tasks import steps
-    from tasks.data.demo import generate_demo_world
+    from gnnrec.tasks import steps
+    from gnnrec.tasks.data.demo import generate_demo_world
 
     root = tmp_path_factory.mktemp("planted")
     landing, db = root / "landing", root / "gnnrec.duckdb"

@@ -24,9 +24,9 @@ from pathlib import Path
 import great_expectations  # noqa: F401 - imported once here rather than in every child
 import torch  # noqa: F401
 
-from flows.daily import run_daily
-from flows.params import DailyParams
-from tasks.data.policy import DataContractError
+from gnnrec.flows.daily import run_daily
+from gnnrec.flows.params import DailyParams
+from gnnrec.tasks.data.policy import DataContractError
 
 
 def _child(params: DailyParams, env: dict[str, str]) -> int:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import duckdb
 
-from flows.daily import run_daily
-from flows.params import DailyParams
-from tasks.publish.analytics import open_store
-from tasks.data.demo import generate_demo_world
+from gnnrec.flows.daily import run_daily
+from gnnrec.flows.params import DailyParams
+from gnnrec.tasks.publish.analytics import open_store
+from gnnrec.tasks.data.demo import generate_demo_world
 
 TOP_K = 10
 

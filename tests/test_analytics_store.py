@@ -16,12 +16,12 @@ import duckdb
 import numpy as np
 import pytest
 
-from flows.cli import main
-from flows.params import DailyParams
-from tasks.publish.analytics import VIEWS_FILE, default_store, open_store, partition_dir, publish_store, store_dir
-from tasks.ops.checkpoints import checkpoint_dir, prune_checkpoints, runs_to_prune
-from tasks.publish.data_dictionary import COLUMNS, METRIC_KS, VIEWS
-from tasks.ops.db import connect
+from gnnrec.flows.cli import main
+from gnnrec.flows.params import DailyParams
+from gnnrec.tasks.publish.analytics import VIEWS_FILE, default_store, open_store, partition_dir, publish_store, store_dir
+from gnnrec.tasks.ops.checkpoints import checkpoint_dir, prune_checkpoints, runs_to_prune
+from gnnrec.tasks.publish.data_dictionary import COLUMNS, METRIC_KS, VIEWS
+from gnnrec.tasks.ops.db import connect
 
 ANALYST_SQL = Path(__file__).resolve().parents[1] / "sql" / "analyst"
 # The DuckDB command line of the duckdb-cli package (a dev extra), installed beside this Python.
@@ -251,8 +251,8 @@ def test_every_view_and_column_has_a_comment(store: Path):
 
 
 def test_the_dictionary_names_the_metrics_the_pipeline_computes():
-    from tasks.learn.evaluate import METRIC_KS as computed
-    from tasks.learn.metrics import ranking_metrics
+    from gnnrec.tasks.learn.evaluate import METRIC_KS as computed
+    from gnnrec.tasks.learn.metrics import ranking_metrics
 
     assert METRIC_KS == computed
     metrics = ranking_metrics(np.array([[0, 1]]), [np.array([1])], (1, 2))

@@ -10,9 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from flows.cli import main
-from tasks.data.demo import generate_demo_world
-from tasks.security.attacks import Attack, AttackError, fake_ids, read_history, write_attack
+from gnnrec.flows.cli import main
+from gnnrec.tasks.data.demo import generate_demo_world
+from gnnrec.tasks.security.attacks import Attack, AttackError, fake_ids, read_history, write_attack
 
 START = date(2026, 3, 1)
 DAYS = 4

@@ -13,16 +13,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.backfill import BACKFILL_FLOW, BackfillParams, run_backfill
-from flows.cli import main
-from flows.daily import run_daily, run_parameters
-from flows.params import DailyParams
-from tasks.publish.analytics import open_store
-from tasks.ops.backfill import backfill_plan
-from tasks.learn.curves import TrainingCurve, metrics_comparison, training_curve_png, training_curve_table
-from tasks.ops.db import connect
-from tasks.data.demo import generate_demo_world
-from tasks.ops.lock import WarehouseBusy, warehouse_lock
+from gnnrec.flows.backfill import BACKFILL_FLOW, BackfillParams, run_backfill
+from gnnrec.flows.cli import main
+from gnnrec.flows.daily import run_daily, run_parameters
+from gnnrec.flows.params import DailyParams
+from gnnrec.tasks.publish.analytics import open_store
+from gnnrec.tasks.ops.backfill import backfill_plan
+from gnnrec.tasks.learn.curves import TrainingCurve, metrics_comparison, training_curve_png, training_curve_table
+from gnnrec.tasks.ops.db import connect
+from gnnrec.tasks.data.demo import generate_demo_world
+from gnnrec.tasks.ops.lock import WarehouseBusy, warehouse_lock
 
 START = date(2026, 4, 1)
 DAYS = [date(2026, 4, d) for d in (1, 2, 3, 4)]
@@ -198,7 +198,7 @@ def test_same_inputs_parameters_and_seed_publish_the_same_top_k(prefect_harness,
 def test_a_second_writer_fails_at_once_naming_the_holder(prefect_harness, tmp_path, capsys, caplog):
     db = tmp_path / "gnnrec.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tasks.ops.lock import warehouse_lock\n"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from gnnrec.tasks.ops.lock import warehouse_lock\n"
          "with warehouse_lock(Path(sys.argv[1]), 'test holder'):\n    print('held', flush=True); time.sleep(60)", str(db)],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
     )
@@ -217,7 +217,7 @@ def test_a_second_writer_fails_at_once_naming_the_holder(prefect_harness, tmp_pa
             with warehouse_lock(db, "second", wait_seconds=1):
                 pass
         # a waiting run says in its logs what it waits for, and whose the lock is
-        (waiting,) = [r.getMessage() for r in caplog.records if r.name == "tasks.ops.lock"]
+        (waiting,) = [r.getMessage() for r in caplog.records if r.name == "gnnrec.tasks.ops.lock"]
         assert waiting.startswith(f"waiting for the warehouse {db} (0s of at most 1s so far): held by pid {holder.pid} ")
         assert waiting.endswith(": test holder")
         assert time.monotonic() - started < 30

@@ -19,9 +19,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.ops.db import connect
-from tasks.data.ingest import LandingError, ingest_partition, landed_days, landed_fingerprint, sha256_of
-from tasks.data.validate import validate_partition
+from gnnrec.tasks.ops.db import connect
+from gnnrec.tasks.data.ingest import LandingError, ingest_partition, landed_days, landed_fingerprint, sha256_of
+from gnnrec.tasks.data.validate import validate_partition
 
 DAY = date(2026, 1, 3)
 TS = "2026-01-03T10:00:00Z"

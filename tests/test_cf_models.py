@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.base import GraphData, PairBatch, RatingBatch
-from models.gcmc import GCMC, GCMCConfig
-from models.ngcf import NGCF, NGCFConfig
-from models.pinsage import PinSage, PinSageConfig, importance_neighbors
-from models.registry import build_model, resolve_recipe
+from gnnrec.models.base import GraphData, PairBatch, RatingBatch
+from gnnrec.models.gcmc import GCMC, GCMCConfig
+from gnnrec.models.ngcf import NGCF, NGCFConfig
+from gnnrec.models.pinsage import PinSage, PinSageConfig, importance_neighbors
+from gnnrec.models.registry import build_model, resolve_recipe
 
 CPU = torch.device("cpu")
 # 4 users, 5 items; every user and item has an interaction.

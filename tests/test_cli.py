@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
-from flows.params import DailyParams
+from gnnrec.flows.cli import main
+from gnnrec.flows.params import DailyParams
 
 GNNREC = Path(sys.executable).with_name("gnnrec")
 
@@ -83,7 +83,7 @@ def test_run_help_shows_booleans_as_flag_pairs_and_defaults_as_values(capsys):
 
 
 def test_no_retrain_is_the_flag_that_turns_retraining_off(tmp_path, monkeypatch):
-    from flows.cli import build_parser
+    from gnnrec.flows.cli import build_parser
 
     parser = build_parser("run")
     assert parser.parse_args(["run", "--no-retrain"]).retrain is False
@@ -94,7 +94,7 @@ def test_no_retrain_is_the_flag_that_turns_retraining_off(tmp_path, monkeypatch)
 def test_top_level_help_and_version_answer_without_loading_the_pipeline():
     # No torch, polars or Prefect to list the commands: `gnnrec --help` answers at once.
     probe = (
-        "import sys\nfrom flows.cli import main\nfor argv in (['--help'], ['--version']):\n"
+        "import sys\nfrom gnnrec.flows.cli import main\nfor argv in (['--help'], ['--version']):\n"
         "    try:\n        main(argv)\n    except SystemExit as done:\n        assert done.code == 0\n"
         "print(sorted(m for m in ('torch', 'polars', 'prefect', 'duckdb') if m in sys.modules))"
     )

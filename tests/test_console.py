@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from flows.console import TrainingProgress
+from gnnrec.flows.console import TrainingProgress
 
 
 def test_without_a_terminal_each_epoch_is_one_plain_line_with_loss_elapsed_and_time_left():

@@ -18,9 +18,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tasks.publish.analytics import open_store
-from tasks.data.demo import generate_demo_world
-from tasks.ops.failpoints import FAILPOINT_ENV, FAILPOINTS, TRACE_ENV, armed, failpoint
+from gnnrec.tasks.publish.analytics import open_store
+from gnnrec.tasks.data.demo import generate_demo_world
+from gnnrec.tasks.ops.failpoints import FAILPOINT_ENV, FAILPOINTS, TRACE_ENV, armed, failpoint
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("crash_driver.py")

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.data.demo import DemoSummary, generate_demo_world
+from gnnrec.tasks.data.demo import DemoSummary, generate_demo_world
 
 START = date(2026, 1, 1)
 DAYS = 5

@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tasks.data.demo import generate_demo_world
-from tasks.data.ingest import read_landed_file
+from gnnrec.tasks.data.demo import generate_demo_world
+from gnnrec.tasks.data.ingest import read_landed_file
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 PREFECT = Path(sys.executable).with_name("prefect")
@@ -139,7 +139,7 @@ def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path:
         while True:
             logs = _api(f"{api}/logs/filter",
                         {"logs": {"flow_run_id": {"any_": [run["id"]]}, "level": {"ge_": 30}}, "limit": 200})
-            warned = [e["message"] for e in logs if e["name"] == "tasks.data.validate" and e["level"] == 30]
+            warned = [e["message"] for e in logs if e["name"] == "gnnrec.tasks.data.validate" and e["level"] == 30]
             if warned == expected or time.monotonic() > deadline:
                 break
             time.sleep(1)

@@ -13,10 +13,10 @@ import duckdb
 import pytest
 from scipy.stats import poisson
 
-from tasks import steps
-from tasks.data.policy import ContractPolicy
-from tasks.ops.db import connect, transaction
-from tasks.security.detector import ENTITY_RULE, USER_RULE, release
+from gnnrec.tasks import steps
+from gnnrec.tasks.data.policy import ContractPolicy
+from gnnrec.tasks.ops.db import connect, transaction
+from gnnrec.tasks.security.detector import ENTITY_RULE, USER_RULE, release
 
 DAY1, DAY2 = date(2026, 2, 1), date(2026, 2, 2)
 ITEMS = [f"i-{k:03d}" for k in range(200)]

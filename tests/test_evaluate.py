@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.base import GraphData, InnerProductScorer
-from tasks.learn.evaluate import Metric, ctr_pairs, evaluate, parse_protocol, protocols_for, sample_unobserved
-from tasks.learn.metrics import auc, f1_at_half, rating_errors, sampled_ranking_metrics
-from tasks.learn.ranking import UserItemSets
+from gnnrec.models.base import GraphData, InnerProductScorer
+from gnnrec.tasks.learn.evaluate import Metric, ctr_pairs, evaluate, parse_protocol, protocols_for, sample_unobserved
+from gnnrec.tasks.learn.metrics import auc, f1_at_half, rating_errors, sampled_ranking_metrics
+from gnnrec.tasks.learn.ranking import UserItemSets
 
 
 def _same_for_everyone(item_scores: list[float], num_users: int) -> InnerProductScorer:

@@ -9,12 +9,12 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from tasks.ops.db import connect
-from tasks.data.ingest import days_to_ingest, ingest_partition
-from tasks.data.policy import ContractPolicy, DataContractError, SourcePolicy
-from tasks.data.quality import check_contracts, contract_report
-from tasks.ops.runs import start_run
-from tasks.data.validate import validate_partition
+from gnnrec.tasks.ops.db import connect
+from gnnrec.tasks.data.ingest import days_to_ingest, ingest_partition
+from gnnrec.tasks.data.policy import ContractPolicy, DataContractError, SourcePolicy
+from gnnrec.tasks.data.quality import check_contracts, contract_report
+from gnnrec.tasks.ops.runs import start_run
+from gnnrec.tasks.data.validate import validate_partition
 
 DAY_1, DAY_2 = date(2026, 1, 2), date(2026, 1, 3)
 HEADER = "user_id,item_id,event,rating,ts\n"
@@ -226,7 +226,7 @@ def test_data_docs_keep_and_list_every_day_in_words_and_offline(tmp_path: Path):
     by source and day, each page says what its expectations mean, and nothing is loaded from the network."""
     import re
 
-    from tasks.data.expectations import SUITES, description
+    from gnnrec.tasks.data.expectations import SUITES, description
 
     landing, docs = tmp_path / "landing", tmp_path / "docs"
     _history(landing)

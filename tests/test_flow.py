@@ -8,9 +8,9 @@ from datetime import date
 import duckdb
 import pytest
 
-from flows.daily import run_daily
-from flows.params import DailyParams
-from tasks.data.demo import generate_demo_world
+from gnnrec.flows.daily import run_daily
+from gnnrec.flows.params import DailyParams
+from gnnrec.tasks.data.demo import generate_demo_world
 
 DS = date(2026, 3, 6)
 STABLE_TABLES = [

@@ -9,10 +9,10 @@ from datetime import date, timedelta
 import duckdb
 import pytest
 
-from flows.daily import run_daily
-from flows.params import DailyParams
-from tasks.data.demo import generate_demo_world
-from tasks.data.policy import DataContractError
+from gnnrec.flows.daily import run_daily
+from gnnrec.flows.params import DailyParams
+from gnnrec.tasks.data.demo import generate_demo_world
+from gnnrec.tasks.data.policy import DataContractError
 
 START = date(2026, 5, 1)
 DAYS = 4
@@ -43,7 +43,7 @@ def contract_runs(prefect_harness, tmp_path_factory):
 
 def test_a_day_with_three_percent_bad_rows_publishes_and_its_artifact_lists_the_reasons(contract_runs):
     landing, db, params = contract_runs
-    from tasks.data.ingest import read_landed_file
+    from gnnrec.tasks.data.ingest import read_landed_file
 
     day_dir = landing / "interactions" / f"ds={DS.isoformat()}"
     (generated,) = list(day_dir.iterdir())
@@ -126,8 +126,8 @@ def test_a_day_with_a_critical_failure_stops_before_training_and_leaves_the_publ
 def test_a_broken_contract_is_never_retried_but_a_transient_io_error_is():
     from prefect.states import Failed
 
-    from flows.daily import retry_on_transient
-    from tasks.data.ingest import LandingError
+    from gnnrec.flows.daily import retry_on_transient
+    from gnnrec.tasks.data.ingest import LandingError
 
     assert retry_on_transient(None, None, Failed(data=DataContractError("over budget"))) is False
     assert retry_on_transient(None, None, Failed(data=LandingError("outside the landing root"))) is False

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.adjacency import normalized_bipartite_adjacency, symmetric_propagate
-from tasks.ops.db import connect
-from tasks.graph.ids import CatalogSizes, assign_ids, catalog_sizes, load_graph, load_holdout
-from tasks.data.ingest import ingest_partition
-from tasks.data.validate import validate_partition
+from gnnrec.models.adjacency import normalized_bipartite_adjacency, symmetric_propagate
+from gnnrec.tasks.ops.db import connect
+from gnnrec.tasks.graph.ids import CatalogSizes, assign_ids, catalog_sizes, load_graph, load_holdout
+from gnnrec.tasks.data.ingest import ingest_partition
+from gnnrec.tasks.data.validate import validate_partition
 
 # ---------------------------------------------------------------------------------------------------------------
 # Normalized adjacency: 3 users x 4 items

@@ -10,8 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from flows.cli import main
-from tasks.data.importers import IMPORTERS, DatasetFormatError, ImportOptionError, import_dataset
+from gnnrec.flows.cli import main
+from gnnrec.tasks.data.importers import IMPORTERS, DatasetFormatError, ImportOptionError, import_dataset
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 D = date(2024, 3, 10)
@@ -782,9 +782,9 @@ def test_every_format_is_offered_by_the_cli():
 
 
 def test_imported_gowalla_ingests_cleanly_and_holds_out_exactly_the_test_pairs(tmp_path: Path):
-    from tasks import steps
-    from tasks.ops.db import connect
-    from tasks.graph.ids import load_holdout
+    from gnnrec.tasks import steps
+    from gnnrec.tasks.ops.db import connect
+    from gnnrec.tasks.graph.ids import load_holdout
 
     written = _gowalla_slice(tmp_path / "gowalla", users=40)
     users, items = _id_map(written["user_list.txt"]), _id_map(written["item_list.txt"])

@@ -9,12 +9,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.data import validate
-from tasks.ops.db import PARTITIONED_TABLES, connect
-from tasks.data.ingest import LandingError, days_to_ingest, ingest_partition
-from tasks.data.policy import ContractPolicy
-from tasks.data.quality import check_contracts
-from tasks.data.validate import validate_partition
+from gnnrec.tasks.data import validate
+from gnnrec.tasks.ops.db import PARTITIONED_TABLES, connect
+from gnnrec.tasks.data.ingest import LandingError, days_to_ingest, ingest_partition
+from gnnrec.tasks.data.policy import ContractPolicy
+from gnnrec.tasks.data.quality import check_contracts
+from gnnrec.tasks.data.validate import validate_partition
 
 DAY = date(2026, 1, 3)
 DAY_1, DAY_2, DAY_4 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 4)
@@ -392,7 +392,7 @@ def test_validating_in_chunks_of_two_rows_gives_the_same_tables(tmp_path: Path, 
 def test_a_jsonl_record_after_blank_lines_keeps_its_own_line_number(tmp_path, gzipped):
     import gzip
 
-    from tasks.data.ingest import read_landed_file
+    from gnnrec.tasks.data.ingest import read_landed_file
 
     text = b'{"head": "ent:1"}\n\n{"head": "ent:2"}\n   \n\n{"head": "ent:3"}'
     path = tmp_path / ("triples.jsonl.gz" if gzipped else "triples.jsonl")

@@ -58,12 +58,22 @@ def test_the_dry_run_prints_the_command_from_pips_own_configuration(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_package_builds_without_warnings_and_ships_every_sql_file(tmp_path):
+def test_the_package_builds_without_warnings_under_its_own_name_and_ships_every_file(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(tmp_path), str(PROJECT_DIR)],
         capture_output=True, text=True, timeout=300, check=True,
     )
     assert "warning" not in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
     (wheel,) = tmp_path.glob("gnnrec-*.whl")
-    shipped = {name for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".sql")}
-    assert shipped == {p.relative_to(PROJECT_DIR).as_posix() for p in (PROJECT_DIR / "sql").rglob("*.sql")}
+    names = zipfile.ZipFile(wheel).namelist()
+    # one top-level package, gnnrec: no generic `flows`, `tasks`, `models` or `sql` in site-packages
+    assert {name.split("/")[0] for name in names} == {"gnnrec", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
+    code = {p.relative_to(PROJECT_DIR).as_posix() for folder in ("flows", "tasks", "models", "sql")
+            for p in (PROJECT_DIR / folder).rglob("*") if p.suffix in {".py", ".sql"} and "__pycache__" not in p.parts}
+    assert {name.removeprefix("gnnrec/") for name in names if name.endswith((".py", ".sql"))} == code
+
+
+def test_the_installed_package_is_this_checkout():
+    import gnnrec.flows.cli
+
+    assert Path(gnnrec.flows.cli.__file__).resolve() == PROJECT_DIR / "flows" / "cli.py"

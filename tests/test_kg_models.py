@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 import torch
 
-from models.base import GraphData
-from models.registry import build_model, resolve_config, resolve_recipe
-from tasks.learn.evaluate import evaluate
-from tasks.learn.train import fit
+from gnnrec.models.base import GraphData
+from gnnrec.models.registry import build_model, resolve_config, resolve_recipe
+from gnnrec.tasks.learn.evaluate import evaluate
+from gnnrec.tasks.learn.train import fit
 
 CPU = torch.device("cpu")
 KG_MODELS = ["kgcn", "kgnn-ls", "kgat"]
@@ -46,7 +46,7 @@ def demo_world(users: int = 300, items: int = 400, days: int = 4, seed: int = 3)
     """tasks.data.demo's planted world (interactions, KG, item links) as dense indices, without the pipeline. It is
     sparse (about 7 interactions a user over 400 items), so an item's genre and creator say much that its few
     interactions do not. A fifth of each user's pairs (at least one) is the test set."""
-    from tasks.data import demo
+    from gnnrec.tasks.data import demo
 
     world_rng, interaction_rng, _ = np.random.default_rng(seed).spawn(3)
     world = demo._plant_world(world_rng, days=days, users=users, items=items)
@@ -90,7 +90,7 @@ def shuffled_kg(graph: GraphData, seed: int = 0) -> GraphData:
 
 
 def test_the_demo_world_links_every_item_to_its_genre_entity():
-    from tasks.data import demo
+    from gnnrec.tasks.data import demo
 
     world = demo_world()
     graph = world.graph
@@ -200,7 +200,7 @@ def test_kgnn_ls_predicts_a_held_out_label_from_its_neighbours():
 
 
 def test_kgcn_full_catalog_scores_equal_pair_scores_under_a_tiny_budget():
-    from models.kgcn import KGCNScorer
+    from gnnrec.models.kgcn import KGCNScorer
 
     world = demo_world()
     model = build_model("kgcn", world.graph, resolve_config("kgcn", {"hops": "2", "neighbours": "3"}), CPU)

@@ -3,8 +3,8 @@ from math import log2
 import numpy as np
 import pytest
 
-from tasks.learn.metrics import hit_matrix, ranking_metrics
-from tasks.learn.ranking import UserItemSets
+from gnnrec.tasks.learn.metrics import hit_matrix, ranking_metrics
+from gnnrec.tasks.learn.ranking import UserItemSets
 
 # Four users ranked to depth 5.
 TOP_ITEMS = np.array(

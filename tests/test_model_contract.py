@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.base import OUTPUT_KINDS, GraphData, Input, Model, PairBatch, RatingBatch, Recipe, Scorer, TripleBatch
-from models.registry import MODELS, build_model, resolve_config, resolve_recipe
-from tasks.learn.evaluate import evaluate
-from tasks.learn.train import fit, load_checkpoint, save_checkpoint
+from gnnrec.models.base import OUTPUT_KINDS, GraphData, Input, Model, PairBatch, RatingBatch, Recipe, Scorer, TripleBatch
+from gnnrec.models.registry import MODELS, build_model, resolve_config, resolve_recipe
+from gnnrec.tasks.learn.evaluate import evaluate
+from gnnrec.tasks.learn.train import fit, load_checkpoint, save_checkpoint
 
 CPU = torch.device("cpu")
 NAMES = list(MODELS)

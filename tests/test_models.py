@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.adjacency import normalized_bipartite_adjacency
-from models.base import GraphData, InnerProductScorer, PairBatch, PairScorer, Recipe
-from models.lightgcn import LightGCN, LightGCNConfig
-from models.registry import MODELS, ModelHyperparameters, build_model, resolve_config, resolve_recipe
+from gnnrec.models.adjacency import normalized_bipartite_adjacency
+from gnnrec.models.base import GraphData, InnerProductScorer, PairBatch, PairScorer, Recipe
+from gnnrec.models.lightgcn import LightGCN, LightGCNConfig
+from gnnrec.models.registry import MODELS, ModelHyperparameters, build_model, resolve_config, resolve_recipe
 
 CPU = torch.device("cpu")
 
@@ -60,7 +60,7 @@ def test_lightgcn_keeps_its_adjacency_in_its_state():
 
 
 def test_bpr_loss_with_several_negatives_averages_them():
-    from models.bpr import bpr_loss
+    from gnnrec.models.bpr import bpr_loss
 
     user = torch.tensor([[1.0, 0.0]])
     pos = torch.tensor([[2.0, 0.0]])

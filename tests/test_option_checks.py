@@ -15,17 +15,17 @@ import numpy as np
 import pytest
 import torch
 
-from flows.backfill import BackfillParams
-from flows.cli import main
-from flows.params import (
+from gnnrec.flows.backfill import BackfillParams
+from gnnrec.flows.cli import main
+from gnnrec.flows.params import (
     SEED_MAX, UNTRAINED_MODELS, DailyParams, OptionError, check_history, check_writable_file_folder, probe_writable,
 )
-from models.base import GraphData
-from models.registry import MODELS, ModelHyperparameters, build_model
-from tasks.ops.db import WarehouseHeld, WarehouseUnreadable, connect
-from tasks.data.demo import generate_demo_world
-from tasks.ops.lock import WarehouseBusy
-from tasks.learn.train import is_trainable
+from gnnrec.models.base import GraphData
+from gnnrec.models.registry import MODELS, ModelHyperparameters, build_model
+from gnnrec.tasks.ops.db import WarehouseHeld, WarehouseUnreadable, connect
+from gnnrec.tasks.data.demo import generate_demo_world
+from gnnrec.tasks.ops.lock import WarehouseBusy
+from gnnrec.tasks.learn.train import is_trainable
 
 GNNREC = Path(sys.executable).with_name("gnnrec")
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -233,7 +233,7 @@ def test_backfill_checks_its_range_and_its_first_training_day(landing, tmp_path,
 
 def test_the_flow_itself_refuses_before_writing(prefect_harness, landing, tmp_path):
     """A deployment's run has no CLI: the flow's first line runs the same checks."""
-    from flows.daily import run_daily
+    from gnnrec.flows.daily import run_daily
 
     with pytest.raises(OptionError, match="^--eval-days: holding out 3 days leaves nothing to train on"):
         run_daily(DailyParams(ds=LAST, landing=landing, eval_days=3, db=tmp_path / "gnnrec.duckdb"))

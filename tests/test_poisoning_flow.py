@@ -11,13 +11,13 @@ import duckdb
 import polars as pl
 import pytest
 
-from flows.daily import run_daily
-from flows.params import DailyParams
-from tasks.data.demo import generate_demo_world
-from tasks.data.policy import ContractPolicy
-from tasks.security.attacks import Attack, read_history, write_attack
-from tasks.security.detector import USER_RULE
-from tasks.security.measures import detection, target_hit_rate
+from gnnrec.flows.daily import run_daily
+from gnnrec.flows.params import DailyParams
+from gnnrec.tasks.data.demo import generate_demo_world
+from gnnrec.tasks.data.policy import ContractPolicy
+from gnnrec.tasks.security.attacks import Attack, read_history, write_attack
+from gnnrec.tasks.security.detector import USER_RULE
+from gnnrec.tasks.security.measures import detection, target_hit_rate
 
 START = date(2026, 6, 1)
 DAYS = 5

@@ -9,10 +9,10 @@ from datetime import date
 import duckdb
 import pytest
 
-from flows.daily import run_daily
-from flows.params import DailyParams
-from tasks.graph import snapshot as snapshot_module
-from tasks.data.demo import generate_demo_world
+from gnnrec.flows.daily import run_daily
+from gnnrec.flows.params import DailyParams
+from gnnrec.tasks.graph import snapshot as snapshot_module
+from gnnrec.tasks.data.demo import generate_demo_world
 
 START = date(2026, 5, 1)
 TINY = {"top_k": 10, "epochs": 2, "embedding_dim": 8}

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.base import InnerProductScorer
-from tasks.learn.ranking import UserItemSets, rank_top_k
+from gnnrec.models.base import InnerProductScorer
+from gnnrec.tasks.learn.ranking import UserItemSets, rank_top_k
 
 NEG_INF = -np.inf
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
-from tasks.ops.db import connect
-from tasks.ops.failpoints import FAILPOINTS
-from tasks.ops.lock import WarehouseBusy, is_alive, lock_path, warehouse_lock
-from tasks.ops.runs import abandon_dead_runs
+from gnnrec.flows.cli import main
+from gnnrec.tasks.ops.db import connect
+from gnnrec.tasks.ops.failpoints import FAILPOINTS
+from gnnrec.tasks.ops.lock import WarehouseBusy, is_alive, lock_path, warehouse_lock
+from gnnrec.tasks.ops.runs import abandon_dead_runs
 
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
 
@@ -60,7 +60,7 @@ def test_a_symlink_to_the_warehouse_takes_the_same_lock(tmp_path: Path):
     (tmp_path / "elsewhere").symlink_to(real.parent, target_is_directory=True)
     assert lock_path(alias) == lock_path(real) == lock_path(tmp_path / "elsewhere" / ".." / "data" / "gnnrec.duckdb")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tasks.ops.lock import warehouse_lock\n"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from gnnrec.tasks.ops.lock import warehouse_lock\n"
          "with warehouse_lock(Path(sys.argv[1]), 'holder by the real path'):\n    print('held', flush=True); time.sleep(60)",
          str(real)],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
@@ -87,7 +87,7 @@ def test_a_run_is_alive_while_its_process_holds_its_liveness_lock(tmp_path: Path
     db = tmp_path / "w.duckdb"
     assert not is_alive(db, "r1")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tasks.ops.lock import run_alive\n"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from gnnrec.tasks.ops.lock import run_alive\n"
          "with run_alive(Path(sys.argv[1]), 'r1'):\n    print('alive', flush=True); time.sleep(60)", str(db)],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
     )  # fmt: skip

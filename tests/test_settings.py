@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flows.settings import PROJECT_SETTINGS, prefect_environment
+from gnnrec.flows.settings import PROJECT_SETTINGS, prefect_environment
 
 PREFECT = Path(sys.executable).with_name("prefect")
 

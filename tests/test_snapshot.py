@@ -6,12 +6,12 @@ from dataclasses import fields
 
 import numpy as np
 
-from models.base import GraphData
-from tasks.graph import ids as graph_module
-from tasks.graph import snapshot as snapshot_module
-from tasks.ops.db import connect
-from tasks.graph.ids import catalog_sizes, holdout_cutoff, load_graph, load_holdout
-from tasks.graph.snapshot import prepare_snapshot, read_snapshot
+from gnnrec.models.base import GraphData
+from gnnrec.tasks.graph import ids as graph_module
+from gnnrec.tasks.graph import snapshot as snapshot_module
+from gnnrec.tasks.ops.db import connect
+from gnnrec.tasks.graph.ids import catalog_sizes, holdout_cutoff, load_graph, load_holdout
+from gnnrec.tasks.graph.snapshot import prepare_snapshot, read_snapshot
 
 
 def _assert_same_graph(got: GraphData, expected: GraphData) -> None:

@@ -22,9 +22,9 @@ import polars as pl
 import pytest
 import torch
 
-from models.base import GraphData
-from models.diffnet import DiffNet, DiffNetConfig
-from models.graphrec import Aggregator, GraphRec, GraphRecConfig, gather_rows, item_item_graph, segment_softmax
+from gnnrec.models.base import GraphData
+from gnnrec.models.diffnet import DiffNet, DiffNetConfig
+from gnnrec.models.graphrec import Aggregator, GraphRec, GraphRecConfig, gather_rows, item_item_graph, segment_softmax
 
 CPU = torch.device("cpu")
 
@@ -60,7 +60,7 @@ def demo_graph() -> DemoGraph:
     test set."""
     import tempfile
 
-    from tasks.data.demo import generate_demo_world
+    from gnnrec.tasks.data.demo import generate_demo_world
 
     with tempfile.TemporaryDirectory() as tmp:
         summary = generate_demo_world(Path(tmp), start=date(2026, 1, 1), days=DEMO_DAYS, users=800, items=400, seed=3)
@@ -103,9 +103,9 @@ def with_shuffled_friends(graph: GraphData, seed: int = 11) -> GraphData:
 
 
 def demo_recall_at_20(name: str, graph: GraphData) -> float:
-    from models.registry import resolve_config, resolve_recipe
-    from tasks.learn.evaluate import evaluate
-    from tasks.learn.train import fit
+    from gnnrec.models.registry import resolve_config, resolve_recipe
+    from gnnrec.tasks.learn.evaluate import evaluate
+    from gnnrec.tasks.learn.train import fit
 
     demo = demo_graph()
     model, _ = fit(name, graph, resolve_config(name), resolve_recipe(name), CPU)
@@ -216,7 +216,7 @@ def test_diffnet_diffuses_over_the_row_normalised_social_graph_exactly():
 
 
 def test_the_diffnet_importer_lands_train_and_links_then_validation_then_test(tmp_path: Path):
-    from tasks.data.importers import ImportOptionError, import_dataset
+    from gnnrec.tasks.data.importers import ImportOptionError, import_dataset
 
     folder = tmp_path / "yelp"
     folder.mkdir()

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.base import GraphData, InnerProductScorer, Recipe
-from models.registry import resolve_config, resolve_recipe
-from tasks.learn.train import (
+from gnnrec.models.base import GraphData, InnerProductScorer, Recipe
+from gnnrec.models.registry import resolve_config, resolve_recipe
+from gnnrec.tasks.learn.train import (
     EpochProgress, NegativeSampler, carve_validation, epoch_pairs, fit, hardest_negatives, learning_rate_factor,
     negatives_for,
 )

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.ops.db import sql_text
+from gnnrec.tasks.ops.db import sql_text
 
 SAMPLE_ROWS = 5
 RESULTS_DIR = "results"  # under the data docs folder: every day's validation results, which the index lists

@@ -27,10 +27,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from tasks.data.contracts import SOURCES, SourceContract
-from tasks.ops.db import partition_sql, replace_partition, sql_text, transaction
-from tasks.ops.failpoints import failpoint
-from tasks.data.progress import day_states, mark_day
+from gnnrec.tasks.data.contracts import SOURCES, SourceContract
+from gnnrec.tasks.ops.db import partition_sql, replace_partition, sql_text, transaction
+from gnnrec.tasks.ops.failpoints import failpoint
+from gnnrec.tasks.data.progress import day_states, mark_day
 
 log = logging.getLogger(__name__)
 

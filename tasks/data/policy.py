@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tasks.data.expectations import SUITES
+from gnnrec.tasks.data.expectations import SUITES
 
 
 DEFAULT_THRESHOLD = 9.0

@@ -13,8 +13,8 @@ from typing import Literal
 
 import duckdb
 
-from tasks.ops.db import sql_text
-from tasks.ops.runs import inputs_digest
+from gnnrec.tasks.ops.db import sql_text
+from gnnrec.tasks.ops.runs import inputs_digest
 
 DayState = Literal["ingested", "validated", "accepted", "refused"]
 

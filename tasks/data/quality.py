@@ -12,14 +12,14 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from tasks.ops.db import partition_sql, sql_text, transaction
-from tasks.data.expectations import ExpectationResult, run_suites
-from tasks.ops.failpoints import failpoint
-from tasks.data.ingest import ARROW_LEVEL
-from tasks.data.policy import ContractPolicy, DataContractError
-from tasks.data.progress import mark_day
-from tasks.data.validate import SourceValidation
-from tasks.security.detector import USER_RULE, Screening, screen_day
+from gnnrec.tasks.ops.db import partition_sql, sql_text, transaction
+from gnnrec.tasks.data.expectations import ExpectationResult, run_suites
+from gnnrec.tasks.ops.failpoints import failpoint
+from gnnrec.tasks.data.ingest import ARROW_LEVEL
+from gnnrec.tasks.data.policy import ContractPolicy, DataContractError
+from gnnrec.tasks.data.progress import mark_day
+from gnnrec.tasks.data.validate import SourceValidation
+from gnnrec.tasks.security.detector import USER_RULE, Screening, screen_day
 
 log = logging.getLogger(__name__)
 

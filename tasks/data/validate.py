@@ -23,13 +23,13 @@ import pandera.errors
 import polars as pl
 import pyarrow as pa
 
-from tasks.data.contracts import (
+from gnnrec.tasks.data.contracts import (
     FUTURE_RULE, SOURCES, SourceContract, after_the_day, keeps_every_rule, latest_event_time, stripped,
 )  # fmt: skip
-from tasks.ops.db import partition_sql, query_arrow, sql_text, transaction
-from tasks.ops.failpoints import failpoint
-from tasks.data.ingest import ARROW_LEVEL
-from tasks.data.progress import mark_day
+from gnnrec.tasks.ops.db import partition_sql, query_arrow, sql_text, transaction
+from gnnrec.tasks.ops.failpoints import failpoint
+from gnnrec.tasks.data.ingest import ARROW_LEVEL
+from gnnrec.tasks.data.progress import mark_day
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from models.base import GraphData
-from tasks.ops.db import fetch_arrow, sql_text, transaction
-from tasks.ops.failpoints import failpoint
+from gnnrec.models.base import GraphData
+from gnnrec.tasks.ops.db import fetch_arrow, sql_text, transaction
+from gnnrec.tasks.ops.failpoints import failpoint
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from models.base import GraphData
-from tasks.graph.ids import (
+from gnnrec.models.base import GraphData
+from gnnrec.tasks.graph.ids import (
     CatalogSizes, Holdout, catalog_sizes, graph_from_pairs, holdout_cutoff, load_interaction_pairs, unavailable_items,
 )
-from tasks.ops.runs import ingested_inputs
+from gnnrec.tasks.ops.runs import ingested_inputs
 
 FORMAT_VERSION = 1
 

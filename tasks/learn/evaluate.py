@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.base import GraphData, Scorer
-from tasks.learn.metrics import auc, f1_at_half, ranking_metrics, rating_errors, sampled_ranking_metrics
-from tasks.learn.ranking import UserItemSets, rank_top_k
+from gnnrec.models.base import GraphData, Scorer
+from gnnrec.tasks.learn.metrics import auc, f1_at_half, ranking_metrics, rating_errors, sampled_ranking_metrics
+from gnnrec.tasks.learn.ranking import UserItemSets, rank_top_k
 
 METRIC_KS = (10, 20, 50)
 SAMPLED_DEFAULT_N = 1000

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tasks.learn.ranking import UserItemSets
+from gnnrec.tasks.learn.ranking import UserItemSets
 
 
 def hit_matrix(top_items: np.ndarray, relevant: Sequence[np.ndarray] | UserItemSets) -> tuple[np.ndarray, np.ndarray]:

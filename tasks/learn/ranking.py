@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models.base import Scorer
+from gnnrec.models.base import Scorer
 
 # The pile of per-chunk candidates is cut back to the best k once it is this many times k wide.
 _PILE_CUT_WIDTH = 4

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.base import (
+from gnnrec.models.base import (
     DEFAULT_MONITOR, MONITORS, GraphData, Model, PairBatch, RatingBatch, Recipe, Scorer, TripleBatch,
 )
-from models.registry import MODELS, build_model, model_class
+from gnnrec.models.registry import MODELS, build_model, model_class
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def carve_validation(
 
 def judge(model: Model, graph: GraphData, part: ValidationPart, monitor: str, seed: int, device: torch.device) -> float:
     """The ``monitor`` metric of ``model`` (trained on ``graph``) on the validation part."""
-    from tasks.learn.evaluate import ctr, full_ranking, rating
+    from gnnrec.tasks.learn.evaluate import ctr, full_ranking, rating
 
     name, k, _ = MONITORS[monitor]
     scorer = model.scorer()

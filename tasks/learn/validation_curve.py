@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.base import GraphData, Model
-from tasks.ops.db import connect
-from tasks.learn.evaluate import evaluate_holdout
-from tasks.graph.ids import Holdout, catalog_sizes, load_graph, load_holdout, unavailable_items
+from gnnrec.models.base import GraphData, Model
+from gnnrec.tasks.ops.db import connect
+from gnnrec.tasks.learn.evaluate import evaluate_holdout
+from gnnrec.tasks.graph.ids import Holdout, catalog_sizes, load_graph, load_holdout, unavailable_items
 
 CURVE_K = 20
 

@@ -8,9 +8,9 @@ from typing import Literal
 
 import duckdb
 
-from tasks.ops.db import sql_text
-from tasks.data.ingest import landed_fingerprint
-from tasks.ops.runs import inputs_digest
+from gnnrec.tasks.ops.db import sql_text
+from gnnrec.tasks.data.ingest import landed_fingerprint
+from gnnrec.tasks.ops.runs import inputs_digest
 
 PublishMode = Literal["every", "last"]
 

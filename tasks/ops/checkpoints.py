@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.ops.db import sql_text
+from gnnrec.tasks.ops.db import sql_text
 
 log = logging.getLogger(__name__)
 

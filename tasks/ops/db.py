@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from tasks.ops.lock import WarehouseBusy
+from gnnrec.tasks.ops.lock import WarehouseBusy
 
 # The only tables whose names are ever placed into a SQL template; anything else is refused.
 PARTITIONED_TABLES = frozenset(
@@ -27,7 +27,7 @@ PARTITIONED_TABLES = frozenset(
 @cache
 def sql_text(name: str) -> str:
     """The text of ``sql/<name>.sql`` shipped with the package."""
-    return resources.files("sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+    return resources.files("gnnrec.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
 def partition_sql(name: str, table: str) -> str:

@@ -16,9 +16,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from tasks.ops.db import sql_text, transaction
-from tasks.learn.evaluate import Metric
-from tasks.ops.failpoints import failpoint
+from gnnrec.tasks.ops.db import sql_text, transaction
+from gnnrec.tasks.learn.evaluate import Metric
+from gnnrec.tasks.ops.failpoints import failpoint
 
 
 def abandon_dead_runs(

@@ -36,9 +36,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.publish.data_dictionary import comment_statements
-from tasks.ops.db import fetch_arrow, sql_text
-from tasks.ops.failpoints import failpoint
+from gnnrec.tasks.publish.data_dictionary import comment_statements
+from gnnrec.tasks.ops.db import fetch_arrow, sql_text
+from gnnrec.tasks.ops.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from tasks.ops.db import sql_text, transaction
-from tasks.ops.failpoints import failpoint
-from tasks.learn.ranking import TopK
+from gnnrec.tasks.ops.db import sql_text, transaction
+from gnnrec.tasks.ops.failpoints import failpoint
+from gnnrec.tasks.learn.ranking import TopK
 
 
 @dataclass(frozen=True)

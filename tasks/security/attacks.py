@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tasks.data.ingest import discover_files, landed_days, partition_dir, read_landed_file
+from gnnrec.tasks.data.ingest import discover_files, landed_days, partition_dir, read_landed_file
 
 KINDS = ("random", "average", "bandwagon", "social", "kg", "copy")
 SHILLING_KINDS = ("random", "average", "bandwagon")

@@ -8,7 +8,7 @@ from datetime import date
 
 import duckdb
 
-from tasks.ops.db import sql_text
+from gnnrec.tasks.ops.db import sql_text
 
 
 def target_hit_rate(con: duckdb.DuckDBPyConnection, ds: date, model: str, targets: list[str], fakes: list[str], k: int) -> float:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from tasks.data.importers import ciao, diffnet, kgcn, lastfm_social, lightgcn, movielens, recbole, recbole_kg
-from tasks.data.importers.base import (
+from gnnrec.tasks.data.importers import ciao, diffnet, kgcn, lastfm_social, lightgcn, movielens, recbole, recbole_kg
+from gnnrec.tasks.data.importers.base import (
     Built,
     DEFAULT_SEED,
     DatasetFormatError,

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tasks.data.contracts import SOURCES
-from tasks.data.ingest import partition_dir
+from gnnrec.tasks.data.contracts import SOURCES
+from gnnrec.tasks.data.ingest import partition_dir
 
 DAY_COLUMN = "ds"
 TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

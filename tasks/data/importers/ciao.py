@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tasks.data.importers.base import (
+from gnnrec.tasks.data.importers.base import (
     DAY_COLUMN,
     DEFAULT_SEED,
     DatasetFormatError,

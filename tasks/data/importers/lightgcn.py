@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tasks.data.importers.base import (
+from gnnrec.tasks.data.importers.base import (
     DAY_COLUMN,
     Built,
     DatasetFormatError,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
-from tasks.data.importers.base import DAY_COLUMN, DatasetFormatError, ImportRequest, dataset_file, refuse_options
-from tasks.data.importers.recbole import LANDED, read_atomic_file
+from gnnrec.tasks.data.importers.base import DAY_COLUMN, DatasetFormatError, ImportRequest, dataset_file, refuse_options
+from gnnrec.tasks.data.importers.recbole import LANDED, read_atomic_file
 
 NAME = "recbole-kg"
 DEFAULT_DAY = date(1997, 9, 20)  # the first rating in ml-100k's u.data (UTC)
