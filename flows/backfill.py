@@ -4,10 +4,11 @@ warehouse lock, skipping days already completed with the same inputs and paramet
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Annotated
 
+from cyclopts import Parameter
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import Field, field_validator, model_validator
@@ -16,7 +17,9 @@ from gnnrec.flows.daily import (
     DailyResult, Writer, check_data_contracts, find_pending_days, ingest_partition, process_day, run_parameters,
     validate_partition,
 )
-from gnnrec.flows.params import DailyParams, check_day_range, check_holdout_reach, flat_flow_parameters
+from gnnrec.flows.params import (
+    DailyParams, check_day_range, check_holdout_reach, flat_flow_parameters, iso_day, options_only,
+)
 from gnnrec.tasks.ops.backfill import PublishMode, backfill_plan, landed_inputs_digest
 from gnnrec.tasks.ops.db import connect
 from gnnrec.tasks.ops.lock import warehouse_lock
@@ -25,13 +28,21 @@ from gnnrec.tasks.ops.runs import completed_run_matching
 BACKFILL_FLOW = "backfill-recommendations"
 
 
+@options_only
 class BackfillParams(DailyParams):
     """A backfill's parameters: the daily ones (without ``ds``) plus the range and what to redo."""
 
+    # The range's days come from start and end: no --ds on the command line (a value given is refused below).
+    ds: Annotated[date | None, Parameter(parse=False)] = None
     start: date = Field(description="first day to process (YYYY-MM-DD)")
     end: date = Field(description="last day to process (YYYY-MM-DD), inclusive")
     publish: PublishMode = Field("last", description="train and publish every day, or only the last")
     force: bool = Field(False, description="redo days already completed with the same inputs and parameters")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def day_as_iso_text(cls, value: object) -> object:
+        return iso_day(value)
 
     @field_validator("start", "end")
     @classmethod

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+from cyclopts import Parameter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gnnrec.models.registry import MODELS, resolve_config, resolve_recipe
@@ -43,10 +44,32 @@ RECIPE_FIELDS = (
 ModelName = Literal[*MODELS]
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
 class OptionError(ValueError):
     """An option value refused by a check that looks at the file system; the message starts with the option."""
 
 
+def options_only(model: type[ModelT]) -> type[ModelT]:
+    """Mark every field keyword-only: the command line (cyclopts reads ``kw_only``) then takes each as an option,
+    never by position, so a stray word is refused rather than read as the day."""
+    for field in model.model_fields.values():
+        field.kw_only = True
+    return model
+
+
+def iso_day(value: object) -> object:
+    """A day given as text must be ISO (YYYY-MM-DD): one message for every malformed or impossible date."""
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"invalid date {value!r}: expected YYYY-MM-DD") from None
+    return value
+
+
+@options_only
 class DailyParams(BaseModel):
     """Parameters of one daily run. Every field is also a ``gnnrec run`` option."""
 
@@ -55,39 +78,54 @@ class DailyParams(BaseModel):
     ds: date | None = Field(
         None, description=f"day to process (YYYY-MM-DD, {DS_MIN}..{DS_MAX}); default: the scheduled day, else today"
     )
-    model: ModelName | tuple[ModelName, ...] = Field(
+    model: Annotated[ModelName | tuple[ModelName, ...], Parameter(show_choices=False, negative_iterable=())] = Field(
         "lightgcn",
         description=f"model(s) to train; several (a list, or comma-separated on the command line) train on one "
         f"prepared day: {', '.join(MODELS)}",
     )
     top_k: int = Field(50, ge=1, le=1000, description="recommendations published per user")
-    options: dict[str, str] = Field(
+    options: Annotated[dict[str, str], Parameter(name="--option")] = Field(
         default_factory=dict,
-        description="model options, key=value over each selected model's own config (paper defaults), e.g. "
-        "embedding_dim=32; a key must belong to a selected model",
+        description="model options over each selected model's own config (paper defaults), e.g. {\"embedding_dim\": "
+        "\"32\"}, on the command line --option.embedding_dim 32; a key must belong to a selected model",
     )
     protocol: str | None = Field(
         None, description="evaluation protocol of ranking models: full (every unseen item) or sampled:N; rating and "
         "click models add their own (MAE/RMSE, AUC/F1)",
     )
     # The training recipe: each field left unset takes the model's own default recipe (models/<model>.py).
-    embedding_dim: int | None = Field(None, ge=1, description="embedding size")
-    num_layers: int | None = Field(None, ge=0, le=8, description="propagation layers of graph models")
-    epochs: int | None = Field(None, ge=0, description="training epochs")
-    batch_size: int | None = Field(None, ge=1, description="training examples per step")
-    learning_rate: float | None = Field(None, gt=0, description="Adam learning rate")
-    l2: float | None = Field(None, ge=0, description="L2 penalty on the batch's ego embeddings")
-    sampling: Literal["pair", "user"] | None = Field(
-        None, description="what an epoch visits: every training pair once, or uniformly drawn users"
+    embedding_dim: int | None = Field(None, ge=1, description="embedding size (default: the model's recipe)")
+    num_layers: int | None = Field(
+        None, ge=0, le=8, description="propagation layers of graph models (default: the model's recipe)"
     )
-    lr_decay: float | None = Field(None, gt=0, le=1, description="learning-rate factor applied after each epoch")
-    lr_decay_start: int | None = Field(None, ge=0, description="first epoch after which lr_decay applies")
-    negatives: int | None = Field(None, ge=1, le=256, description="sampled negatives per positive")
+    epochs: int | None = Field(None, ge=0, description="training epochs (default: the model's recipe)")
+    batch_size: int | None = Field(None, ge=1, description="training examples per step (default: the model's recipe)")
+    learning_rate: float | None = Field(None, gt=0, description="Adam learning rate (default: the model's recipe)")
+    l2: float | None = Field(
+        None, ge=0, description="L2 penalty on the batch's ego embeddings (default: the model's recipe)"
+    )
+    sampling: Literal["pair", "user"] | None = Field(
+        None,
+        description="what an epoch visits: every training pair once, or uniformly drawn users (default: the model's "
+        "recipe)",
+    )
+    lr_decay: float | None = Field(
+        None, gt=0, le=1, description="learning-rate factor applied after each epoch (default: the model's recipe)"
+    )
+    lr_decay_start: int | None = Field(
+        None, ge=0, description="first epoch after which lr_decay applies (default: the model's recipe)"
+    )
+    negatives: int | None = Field(
+        None, ge=1, le=256, description="sampled negatives per positive (default: the model's recipe)"
+    )
     negative_sampling: Literal["uniform", "dynamic"] | None = Field(
-        None, description="uniform: average the loss over the negatives; dynamic: train on the highest-scored one"
+        None,
+        description="uniform: average the loss over the negatives; dynamic: train on the highest-scored one (default: "
+        "the model's recipe)",
     )
     validation_share: float | None = Field(
-        None, ge=0, lt=1, description="share of training pairs held apart for early stopping (0: none)"
+        None, ge=0, lt=1,
+        description="share of training pairs held apart for early stopping (0: none; default: the model's recipe)",
     )
     future_tolerance_hours: float = Field(
         24.0, ge=0, le=24 * 366,
@@ -106,7 +144,8 @@ class DailyParams(BaseModel):
     contracts: ContractPolicy = Field(
         ContractPolicy(),
         description="per source: rejection_budget (share of rows read), critical expectations, "
-        'fail_on_unreadable_file; as JSON, e.g. \'{"interactions": {"rejection_budget": 0.1}}\'',
+        'fail_on_unreadable_file; as JSON, e.g. \'{"interactions": {"rejection_budget": 0.1}}\', or on the command '
+        "line one field at a time, e.g. --contracts.interactions.rejection-budget 0.1",
     )
     analytics: Path | None = Field(
         None,
@@ -150,6 +189,11 @@ class DailyParams(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError(f"a model is named twice in {','.join(value)!r}")
         return tuple(value)
+
+    @field_validator("ds", mode="before")
+    @classmethod
+    def day_as_iso_text(cls, value: object) -> object:
+        return iso_day(value)
 
     @field_validator("ds")
     @classmethod

@@ -54,7 +54,7 @@ def model_class(name: str) -> type[Model]:
 
 
 def resolve_config(name: str, options: Mapping[str, str] | None = None) -> Any:
-    """The model's ``Config`` with ``options`` (``{key: value as text}``, e.g. from ``--option key=value``) applied
+    """The model's ``Config`` with ``options`` (``{key: value as text}``, e.g. from ``--option.key value``) applied
     over the paper's defaults; a value already of the field's type is taken as it is."""
     cls = model_class(name)
     return _apply(cls.Config(), options or {}, f"model {name!r} option")

@@ -266,8 +266,8 @@ def test_curve_and_comparison_are_exact():
     ("argv", "message"),
     [
         (["--start", "2026-01-05", "--end", "2026-01-01"], "gnnrec backfill: error: end 2026-01-01 is before start 2026-01-05"),
-        (["--start", "2026-01-01"], "gnnrec backfill: error: the following arguments are required: --end"),
-        (["--start", "2026-01-01", "--end", "2026-01-02", "--publish", "some"], "gnnrec backfill: error: argument --publish: invalid choice"),
+        (["--start", "2026-01-01"], "gnnrec backfill: error: --end: Field required"),
+        (["--start", "2026-01-01", "--end", "2026-01-02", "--publish", "some"], "gnnrec backfill: error: --publish: Input should be 'every' or 'last'"),
     ],
     ids=["end-before-start", "no-end", "bad-publish"],
 )

@@ -39,17 +39,26 @@ def _usage_error(argv: list[str], capsys) -> str:
     ("argv", "message"),
     [
         (["--model", "nope"], "gnnrec run: error: --model: unknown model 'nope'; choose one of pop, mf, lightgcn"),
-        (["--ds", "2026-02-30"], "gnnrec run: error: argument --ds: invalid date '2026-02-30': expected YYYY-MM-DD"),
-        (["--ds", "03/01/2026"], "gnnrec run: error: argument --ds: invalid date '03/01/2026': expected YYYY-MM-DD"),
+        (["--ds", "2026-02-30"], "gnnrec run: error: --ds: invalid date '2026-02-30': expected YYYY-MM-DD"),
+        (["--ds", "03/01/2026"], "gnnrec run: error: --ds: invalid date '03/01/2026': expected YYYY-MM-DD"),
         (["--top-k", "0"], "gnnrec run: error: --top-k: Input should be greater than or equal to 1"),
-        (["--contracts", "{nope"], "gnnrec run: error: argument --contracts: invalid JSON '{nope'"),
+        (["--contracts", "{nope"], "gnnrec run: error: Invalid value for --contracts: JSONDecodeError"),
         (["--contracts", '{"interactions": {"critical": ["nope"]}}'],
          "gnnrec run: error: --contracts: interactions: unknown expectation(s) nope; choose from "),
+        (["--contracts.interactions.critical", "nope"],
+         "gnnrec run: error: --contracts: interactions: unknown expectation(s) nope; choose from "),
         (["--contracts", '{"kg": {"rejection_budget": 2}}'],
-         "gnnrec run: error: --contracts-kg-rejection-budget: Input should be less than or equal to 1"),
+         "gnnrec run: error: --contracts.kg.rejection-budget: Input should be less than or equal to 1"),
+        (["--contracts.kg.rejection-budget", "2"],
+         "gnnrec run: error: --contracts.kg.rejection-budget: Input should be less than or equal to 1"),
+        (["--option.dropout", "0.1"], "gnnrec run: error: --option: dropout is no option of lightgcn; valid: "),
+        (["--option", "dropout=0.1"], "gnnrec run: error: --option: Input should be a valid dictionary"),
+        (["2026-01-03"], "gnnrec run: error: Unused Tokens: ['2026-01-03']"),
+        (["--epoch", "3"], "gnnrec run: error: Unknown option: --epoch. Did you mean --epochs?"),
     ],
     ids=["unknown-model", "impossible-date", "malformed-date", "top-k-0", "contracts-not-json", "contracts-unknown-expectation",
-         "contracts-budget-over-1"],
+         "contracts-option-unknown-expectation", "contracts-budget-over-1", "contracts-option-budget-over-1",
+         "option-not-of-the-model", "option-without-key", "day-by-position", "misspelt-option"],
 )
 def test_bad_option_is_one_line_and_exit_code_2(argv: list[str], message: str, capsys):
     assert _usage_error(["run", *argv], capsys).startswith(message)
@@ -61,34 +70,54 @@ def test_missing_landing_folder_is_one_line_and_exit_code_2(tmp_path: Path, caps
     assert line == f"gnnrec run: error: --landing: folder {missing} does not exist"
 
 
-def test_run_help_lists_every_daily_parameter(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["run", "--help"])
-    assert exit_info.value.code == 0
-    shown = capsys.readouterr().out
-    # every field is an option; the options dict is given one KEY=VALUE at a time, as --option
-    expected = ["--" + ("option" if name == "options" else name.replace("_", "-")) for name in DailyParams.model_fields]
+def _help(argv: list[str], capsys, monkeypatch) -> str:
+    monkeypatch.setenv("COLUMNS", "240")  # wide enough that rich keeps each option's name on one line
+    assert main([*argv, "--help"]) == 0
+    return " ".join(capsys.readouterr().out.replace("│", " ").split())  # the help is a boxed, wrapped table
+
+
+def test_run_help_lists_every_daily_parameter(capsys, monkeypatch):
+    shown = _help(["run"], capsys, monkeypatch)
+    # every field is an option (the options dict as --option.KEY VALUE); the contract policy one per field
+    expected = ["--" + ("option" if name == "options" else name.replace("_", "-")) for name in DailyParams.model_fields
+                if name != "contracts"]
     assert {"--top-k", "--eval-days", "--model", "--ds", "--landing", "--db"} <= set(expected)
     assert [option for option in expected if f"{option} " not in shown] == []
+    assert "--contracts.interactions.rejection-budget FLOAT" in shown and "--contracts.defence.action CHOICE" in shown
 
 
-def test_run_help_shows_booleans_as_flag_pairs_and_defaults_as_values(capsys):
-    with pytest.raises(SystemExit):
-        main(["run", "--help"])
-    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
-    assert "--retrain, --no-retrain" in shown and "--curve-recall, --no-curve-recall" in shown
-    assert "(default: lightgcn)" in shown and "(default: data/gnnrec.duckdb)" in shown
-    assert '(default: {"interactions":{"rejection_budget":' in shown  # the policy as the JSON --contracts takes
+def test_backfill_help_has_the_range_and_no_day(capsys, monkeypatch):
+    shown = _help(["backfill"], capsys, monkeypatch)
+    assert "--start DATE" in shown and "--end DATE" in shown and "--force" in shown
+    assert "--ds " not in shown
+
+
+def test_run_help_shows_booleans_as_flag_pairs_and_defaults_as_values(capsys, monkeypatch):
+    shown = _help(["run"], capsys, monkeypatch)
+    assert "--retrain --no-retrain" in shown and "--curve-recall --no-curve-recall" in shown
+    assert "[default: lightgcn]" in shown and "[default: data/gnnrec.duckdb]" in shown
+    assert "[default: quarantine]" in shown  # the contract policy's own defaults, field by field
     assert "ContractPolicy(" not in shown and "PosixPath(" not in shown
 
 
-def test_no_retrain_is_the_flag_that_turns_retraining_off(tmp_path, monkeypatch):
-    from gnnrec.flows.cli import build_parser
+@pytest.mark.parametrize(("argv", "retrain"), [(["--no-retrain"], False), (["--retrain"], True), ([], True)])
+def test_no_retrain_is_the_flag_that_turns_retraining_off(argv, retrain):
+    from gnnrec.flows.cli import app
 
-    parser = build_parser("run")
-    assert parser.parse_args(["run", "--no-retrain"]).retrain is False
-    assert parser.parse_args(["run", "--retrain"]).retrain is True
-    assert parser.parse_args(["run"]).retrain is None  # not given: the parameter's own default applies
+    _, bound, _ = app.parse_args(["run", *argv], exit_on_error=False, print_error=False)
+    params = bound.arguments.get("params") or DailyParams()  # nothing given: the parameters' own defaults
+    assert params.retrain is retrain
+
+
+def test_options_and_the_contract_policy_are_options_one_key_at_a_time():
+    from gnnrec.flows.cli import app
+
+    argv = ["run", "--option.embedding_dim", "32", "--model", "mf,lightgcn", "--contracts.kg.rejection-budget", "0.5",
+            "--contracts.interactions.critical", "no_duplicate_events"]
+    params = app.parse_args(argv, exit_on_error=False, print_error=False)[1].arguments["params"]
+    assert params.options == {"embedding_dim": "32"} and params.models == ("mf", "lightgcn")
+    assert params.contracts.kg.rejection_budget == 0.5 and params.contracts.interactions.critical == ("no_duplicate_events",)
+    assert params.contracts.social == DailyParams().contracts.social  # the other sources keep their defaults
 
 
 def test_top_level_help_and_version_answer_without_loading_the_pipeline():
@@ -100,7 +129,7 @@ def test_top_level_help_and_version_answer_without_loading_the_pipeline():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     *_, loaded = done.stdout.splitlines()
-    assert "run       run the daily flow for one day" in done.stdout
+    assert "run          Run the daily flow for one day" in done.stdout
     assert any(line.startswith("gnnrec 0.") for line in done.stdout.splitlines())
     assert loaded == "[]"
 

@@ -735,9 +735,9 @@ def test_cli_imports_and_prints_one_summary_line(tmp_path: Path, capsys):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["nope", "x", "--landing", "l"], "argument format: invalid choice: 'nope'"),
+    (["nope", "x", "--landing", "l"], "Invalid value \"nope\" for FORMAT. Choose from: \"lightgcn\", "),
     (["lightgcn", "missing-folder", "--landing", "l"], "no dataset folder missing-folder"),
-    (["movielens", "{ml}", "--landing", "l", "--split", "u1", "--day", "1998-13-01"], "argument --day: invalid date"),
+    (["movielens", "{ml}", "--landing", "l", "--split", "u1", "--day", "1998-13-01"], "Invalid value for --day: unable to convert \"1998-13-01\" into date."),
     (["movielens", "{ml}", "--landing", "l", "--seed", "3"], "--seed does not apply: the MovieLens splits are fixed"),
     (["movielens", "{ml}", "--landing", "l"], "{ml}/u.data, line 2: rating must be a number, found 'five'"),
 ])  # fmt: skip
