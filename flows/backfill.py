@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import Field, field_validator, model_validator
 
+from gnnrec.flows.concurrency import writer_slot
 from gnnrec.flows.daily import (
     DailyResult, Writer, check_data_contracts, find_pending_days, ingest_partition, process_day, run_parameters,
     validate_partition,
@@ -22,7 +23,6 @@ from gnnrec.flows.params import (
 )
 from gnnrec.tasks.ops.backfill import PublishMode, backfill_plan, landed_inputs_digest
 from gnnrec.tasks.ops.db import connect
-from gnnrec.tasks.ops.lock import warehouse_lock
 from gnnrec.tasks.ops.runs import completed_run_matching
 
 BACKFILL_FLOW = "backfill-recommendations"
@@ -109,7 +109,7 @@ def backfill_recommendations(**options: object) -> BackfillResult:
     completed, skipped = [], {}
     holder = f"{BACKFILL_FLOW} model={params.model_label} {params.start}..{params.end}"
     # Holding the warehouse open too keeps any other process out between the days, not only other runs.
-    with warehouse_lock(params.db, holder, params.lock_wait), connect(params.db) as held:
+    with writer_slot(params.db, holder, params.lock_wait), connect(params.db) as held:
         writer = lambda: contextlib.nullcontext(held)  # noqa: E731 - every day writes under the backfill's own lock
         # Earlier days whose files changed since they were ingested come first, as a daily run would do, and they
         # pass the same data contracts; their expectation results are recorded under this flow run's id.

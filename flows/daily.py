@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from gnnrec.flows.artifacts import report_run
+from gnnrec.flows.concurrency import writer_slot
 from gnnrec.flows.console import TrainingProgress
 from gnnrec.flows.params import DailyParams, flat_flow_parameters
 from gnnrec.tasks import steps
@@ -33,7 +34,7 @@ from gnnrec.tasks.ops.failpoints import failpoint
 from gnnrec.tasks.ops.db import connect
 from gnnrec.tasks.graph.ids import CatalogSizes
 from gnnrec.tasks.data.ingest import IngestReport
-from gnnrec.tasks.ops.lock import is_alive, run_alive, warehouse_lock
+from gnnrec.tasks.ops.lock import is_alive, run_alive
 from gnnrec.tasks.data.policy import ContractPolicy
 from gnnrec.tasks.publish.topk import PublishSummary
 from gnnrec.tasks.data.quality import DayContracts, contract_markdown, contract_report
@@ -286,7 +287,7 @@ def run_daily(params: DailyParams) -> DailyResult:
 @contextlib.contextmanager
 def writing(params: DailyParams, holder: str) -> Iterator[duckdb.DuckDBPyConnection]:
     """One write phase: the writer lock, and the warehouse held open so no other process can open it meanwhile."""
-    with warehouse_lock(params.db, holder, params.lock_wait), connect(params.db) as con:
+    with writer_slot(params.db, holder, params.lock_wait), connect(params.db) as con:
         yield con
 
 

@@ -3,21 +3,28 @@ the API as if scheduled for a given day, let a process worker run it, and check 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import IO
 
 import duckdb
 import pytest
 
+from gnnrec.flows.concurrency import LEASE_SECONDS, warehouse_limit_name, writer_slot
 from gnnrec.tasks.data.demo import generate_demo_world
 from gnnrec.tasks.data.ingest import read_landed_file
 
@@ -53,6 +60,32 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+@contextlib.contextmanager
+def _prefect_server(tmp_path: Path, **settings: str) -> Iterator[tuple[str, dict[str, str], IO[str]]]:
+    """A real ``prefect server`` on a free port, with its own home: yields its API URL, the environment a process
+    needs to use it, and the server's log file (which other processes may write to)."""
+    api = f"http://127.0.0.1:{_free_port()}/api"
+    env = os.environ | {"PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api, **settings}
+    with (tmp_path / "server.log").open("w") as log:
+        server = subprocess.Popen(
+            [str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", api.split(":")[-1].removesuffix("/api")],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if _api(f"{api}/health") is True:
+                        break
+                except OSError:
+                    pass
+                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+                time.sleep(0.5)
+            yield api, env, log
+        finally:
+            _stop(server)
+
+
 @pytest.mark.slow
 def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path: Path):
     landing, db = tmp_path / "landing", tmp_path / "data" / "gnnrec.duckdb"
@@ -61,31 +94,9 @@ def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path:
     day_dir = landing / "interactions" / f"ds={SCHEDULED_DAY}"
     rows_landed = sum(read_landed_file(f)[0].height for f in day_dir.iterdir())
     (day_dir / "late.csv").write_text(f"user_id,item_id,event,rating,ts\nu-x,sku-x,rate,11,{SCHEDULED_DAY}T08:00:00Z\n")
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = os.environ | {
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_API_URL": api,
-        # The test triggers its own run; the cron schedules are checked through the API instead.
-        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-    }
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    worker = None
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if _api(f"{api}/health") is True:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.5)
+    # The test triggers its own run (no scheduler); the cron schedules are checked through the API instead.
+    with _prefect_server(tmp_path, PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false", PREFECT_WORKER_QUERY_SECONDS="1") \
+            as (api, env, log), contextlib.ExitStack() as stop:
 
         def prefect(*args: str) -> None:
             done = subprocess.run([str(PREFECT), *args], env=env, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
@@ -122,6 +133,7 @@ def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path:
             [str(PREFECT), "worker", "start", "--pool", "gnnrec-process", "--run-once"],
             env=env, cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+        stop.callback(_stop, worker)
         deadline = time.monotonic() + 150
         while (state := _api(f"{api}/flow_runs/{run['id']}")["state"]["type"]) not in {"COMPLETED", "FAILED", "CRASHED"}:
             assert time.monotonic() < deadline, f"flow run still {state}"
@@ -144,11 +156,9 @@ def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path:
                 break
             time.sleep(1)
         assert warned == expected
-    finally:
-        if worker is not None:
-            _stop(worker)
-        _stop(server)
-        log.close()
+        # it wrote under the warehouse's Prefect concurrency limit, one slot, free again once the run ended
+        limit = _api(f"{api}/v2/concurrency_limits/{warehouse_limit_name(db)}")
+        assert (limit["limit"], limit["active_slots"]) == (1, 0)
 
     with duckdb.connect(str(db), read_only=True) as con:
         runs = con.execute("select ds, model, status from ops.runs").fetchall()
@@ -160,3 +170,47 @@ def test_daily_deployment_runs_on_a_local_server_for_its_scheduled_day(tmp_path:
         users = con.execute("select count(distinct user_id) from clean.interactions where ds <= ?", [SCHEDULED_DAY]).fetchone()[0]
     assert runs == [(SCHEDULED_DAY, "pop", "completed")] and flow_run_id == run["id"]
     assert per_user == [(SCHEDULED_DAY, "pop", users, TOP_K, TOP_K)]
+
+
+@pytest.mark.slow
+def test_a_writer_holds_and_waits_for_its_warehouse_in_prefects_concurrency_limit(tmp_path: Path, caplog):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    db, name = tmp_path / "gnnrec.duckdb", warehouse_limit_name(tmp_path / "gnnrec.duckdb")
+    first_holds, first_may_go, second_holds = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with writer_slot(db, "first", 0):
+            first_holds.set()
+            first_may_go.wait(60)
+
+    def second() -> None:
+        with writer_slot(db, "second", 60):
+            second_holds.set()
+
+    with _prefect_server(tmp_path) as (api, _, _), temporary_settings({PREFECT_API_URL: api}), \
+            caplog.at_level(logging.WARNING, logger="gnnrec.flows.concurrency"):
+        # threads run in a copy of this context, so they see the server's URL too
+        writers = [threading.Thread(target=contextvars.copy_context().run, args=(w,)) for w in (first, second)]
+        writers[0].start()
+        assert first_holds.wait(60)
+        limit = _api(f"{api}/v2/concurrency_limits/{name}")
+        assert (limit["limit"], limit["active_slots"]) == (1, 1)  # what the UI's Concurrency page shows
+        writers[1].start()
+        assert not second_holds.wait(3)  # waits in Prefect's limit while the first writes
+        assert any("its Prefect concurrency slot" in m and "first" in m for m in caplog.messages)
+        first_may_go.set()
+        assert second_holds.wait(30)
+        for writer in writers:
+            writer.join(30)
+        assert _api(f"{api}/v2/concurrency_limits/{name}")["active_slots"] == 0
+
+        # A writer killed with kill -9 keeps its slot until its lease ends, but the kernel freed its lock file at
+        # once: a run that may not wait takes the warehouse anyway, and says why.
+        with get_client(sync_client=True) as client:
+            client.increment_concurrency_slots_with_lease([name], 1, "concurrency", lease_duration=LEASE_SECONDS)
+        started = time.monotonic()
+        with writer_slot(db, "after a crash", 0):
+            assert time.monotonic() - started < 30
+        assert any("going by the warehouse's lock file" in m for m in caplog.messages)
