@@ -58,6 +58,48 @@ def _step_seconds(name: str, graph: GraphData, steps: int) -> tuple[float, int, 
     return seconds, batch_size, -(-examples // batch_size)
 
 
+def _step_phases(name: str, graph: GraphData, steps: int) -> dict[str, float]:
+    """Where one training step's time goes: the phases of ``EpochContext.step`` timed one by one (the same calls in
+    the same order, with a clock between them), seconds per step."""
+    from tasks.learn.train import hardest_negatives
+
+    cls = model_class(name)
+    recipe = cls.recipe
+    seed_everything(recipe.seed)
+    phases = dict.fromkeys(("batch", "encode", "negatives", "loss", "backward", "optimizer"), 0.0)
+    with deterministic_kernels(CPU):
+        model = build_model(name, graph, cls.Config(), CPU)
+        model.train()
+        batch_size = recipe.steps_batch_size(examples_per_epoch(model, graph))
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=recipe.learning_rate)
+        context = EpochContext(model, graph, recipe, CPU, np.random.default_rng(recipe.seed), optimizer, batch_size)
+        batches = context.batches(PairBatch)
+        context.step(next(batches))  # warm-up
+        for _ in range(steps):
+            clock = time.perf_counter()
+            batch = next(batches)
+            phases["batch"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            encoded = model.encode()
+            phases["encode"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            if recipe.negative_sampling == "dynamic" and batch.negatives.dim() == 2:
+                batch = PairBatch(batch.users, batch.positives, hardest_negatives(encoded, batch.users, batch.negatives))
+            phases["negatives"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            loss = model.loss(batch, encoded, recipe)
+            phases["loss"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            phases["backward"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            optimizer.step()
+            loss.item()
+            phases["optimizer"] += time.perf_counter() - clock
+    return {phase: seconds / steps for phase, seconds in phases.items()}
+
+
 def _floor_seconds(adjacency: torch.Tensor, widths: list[int], steps: int) -> tuple[float, float]:
     """(sparse, dense) seconds per step: per layer one ``A @ E`` forward and backward (the symmetric backward the
     models use), and the layer's ``E W1`` and ``E' W2`` forward and backward."""
@@ -113,6 +155,10 @@ def main() -> None:
         best["sparse"], best["dense"] = min(best["sparse"], sparse), min(best["dense"], dense)
         print(f"round {round_ + 1}: floor sparse {sparse:.3f} dense {dense:.3f} s/step", flush=True)
 
+    # Where the time goes, after the timed rounds (so it cannot slow them): the step's phases one by one.
+    phases = {name: _step_phases(name, graph, args.steps) for name in ("ngcf", "lightgcn")}
+    for name, parts in phases.items():
+        print(f"{name} phases: " + ", ".join(f"{phase} {seconds:.3f}" for phase, seconds in parts.items()), flush=True)
     floor = best["sparse"] + best["dense"]
     ngcf_steps, lightgcn_steps = shapes["ngcf"][1], shapes["lightgcn"][1]
     figures = {
@@ -135,6 +181,7 @@ def main() -> None:
             "sparse_seconds_per_step": round(best["sparse"], 4), "dense_seconds_per_step": round(best["dense"], 4),
             "seconds_per_step": round(floor, 4), "seconds_per_epoch": round(floor * ngcf_steps, 1),
         },
+        "step_phases_seconds": {name: {phase: round(v, 4) for phase, v in parts.items()} for name, parts in phases.items()},
         "ngcf_step_over_floor": round(best["ngcf"] / floor, 2),
         "lightgcn_step_over_sparse_floor": round(best["lightgcn"] / best["sparse"], 2),
         "ngcf_epoch_over_lightgcn_epoch": round(best["ngcf"] * ngcf_steps / (best["lightgcn"] * lightgcn_steps), 2),
@@ -148,6 +195,7 @@ def main() -> None:
         ("NGCF floor: sparse products", f"{best['sparse']:.3f} s/step"),
         ("NGCF floor: dense transforms", f"{best['dense']:.3f} s/step"),
         ("NGCF floor, together", f"{floor:.3f} s/step = {figures['ngcf_floor']['seconds_per_epoch']} s/epoch"),
+        *[(f"{name} phases", ", ".join(f"{phase} {v:.3f}" for phase, v in parts.items())) for name, parts in phases.items()],
         ("NGCF step / its floor", f"{figures['ngcf_step_over_floor']}"),
         ("LightGCN step / sparse floor", f"{figures['lightgcn_step_over_sparse_floor']}"),
         ("NGCF epoch / LightGCN epoch", f"{figures['ngcf_epoch_over_lightgcn_epoch']}"),
