@@ -119,13 +119,15 @@ def _load_previous(name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))["figures"]
 
 
-def plot(figures: dict[str, Any], path: Path) -> None:
+def plot(figures: dict[str, Any], path: Path, others: dict[str, dict[str, Any]] | None = None) -> None:
+    """Recall@20 by depth (left) and split by user degree (right); ``others`` (name: figures of the same study with
+    another seed) are drawn on the left as small crosses, so the spread between seeds shows next to each point."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6), sharex=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), sharex=True)
     styles = {"lightgcn": "-", "ngcf": "--"}
     colours = {"ml100k": "tab:blue", "lastfm": "tab:orange", "gowalla": "tab:green"}
     for key, runs in sorted(figures.get("runs", {}).items()):
@@ -134,22 +136,36 @@ def plot(figures: dict[str, Any], path: Path) -> None:
         layers = [row["layers"] for row in rows]
         label = f"{model} {dataset}"
         left.plot(layers, [row[f"all_recall@{K}"] for row in rows], styles[model], marker="o", color=colours[dataset],
-                  label=label)
+                  label=label, linewidth=1.8)
         for part, marker, alpha in (("cold", "v", 1.0), ("warm", "^", 0.45)):
             values = [row.get(f"{part}_recall@{K}", np.nan) for row in rows]
             right.plot(layers, values, styles[model], marker=marker, color=colours[dataset], alpha=alpha,
                        label=f"{label}, {part}")
-    left.set_title(f"Recall@{K}, all test users (same budget per depth)")
-    right.set_title(f"Recall@{K}: cold users (<= {COLD_MAX_DEGREE} training items, ▼) vs the rest (▲, faint)")
+    for _name, other in sorted((others or {}).items()):
+        for key, runs in sorted(other.get("runs", {}).items()):
+            dataset = key.split("/")[1]
+            rows = sorted(runs.values(), key=lambda row: row["layers"])
+            left.plot([row["layers"] for row in rows], [row[f"all_recall@{K}"] for row in rows], "x",
+                      color=colours[dataset], markersize=6, label=None if key != sorted(other["runs"])[0] else
+                      f"the same runs, seed {other['recipes'][key]['recipe']['seed']} (x)")
+    left.set_title(f"Recall@{K}, all test users (same budget per depth)", fontsize=10)
+    cold = ", ".join(f"{name} {info['cold_test_users']} of {info['test_users']}"
+                     for name, info in sorted(figures.get("datasets", {}).items())
+                     if any(key.endswith("/" + name) for key in figures.get("runs", {})))
+    right.set_title(f"Recall@{K}: cold users (<= {COLD_MAX_DEGREE} training items, ▼) vs the rest (▲)\n"
+                    f"cold test users: {cold}", fontsize=10)
     for axis in (left, right):
         axis.set_xlabel("propagation layers")
         axis.set_ylabel(f"Recall@{K}")
         axis.grid(alpha=0.3)
-    left.legend(fontsize=8)
-    right.legend(fontsize=7, ncol=2)
-    epochs = {run["recipe"]["epochs"] for run in figures.get("recipes", {}).values()}
-    fig.suptitle(f"LightGCN and NGCF by depth, ML-100K u1 and Last.FM, {'/'.join(map(str, sorted(epochs)))} epochs "
-                 "each, full ranking (bench/depth.py)", fontsize=10)
+    left.legend(fontsize=8, handlelength=3.5)
+    right.legend(fontsize=7, ncol=2, handlelength=3.5)
+    recipes = [run["recipe"] for key, run in figures.get("recipes", {}).items() if figures.get("runs", {}).get(key)]
+    epochs = "/".join(str(value) for value in sorted({recipe["epochs"] for recipe in recipes}))
+    seeds = "/".join(str(value) for value in sorted({recipe["seed"] for recipe in recipes}))
+    names = ", ".join(DATASETS[name][3] for name in DATASETS if any(key.endswith("/" + name) for key in figures["runs"]))
+    fig.suptitle(f"LightGCN (solid) and NGCF (dashed) by depth: {names}; {epochs} epochs at every depth, seed {seeds} "
+                 "(lines)\nfull ranking of every item the user has not trained on (bench/depth.py)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")
@@ -167,9 +183,11 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="ignore bench/results/depth.json and start over")
     parser.add_argument("--plot", action="store_true", help="only draw bench/results/<name>.png from <name>.json")
     parser.add_argument("--name", default="depth", help="results name: bench/results/<name>.json and .png")
+    parser.add_argument("--also", action="append", default=[], metavar="NAME",
+                        help="with --plot: draw bench/results/<NAME>.json (another seed) as crosses too")
     args = parser.parse_args()
     if args.plot:
-        plot(_load_previous(args.name), RESULTS_DIR / f"{args.name}.png")
+        plot(_load_previous(args.name), RESULTS_DIR / f"{args.name}.png", {name: _load_previous(name) for name in args.also})
         return
     torch.set_num_threads(args.threads)
     overrides = dict(text.split("=", 1) for text in args.overrides)
