@@ -127,7 +127,7 @@ def plot(figures: dict[str, Any], path: Path, others: dict[str, dict[str, Any]] 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), sharex=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6.8), sharex=True)
     styles = {"lightgcn": "-", "ngcf": "--"}
     colours = {"ml100k": "tab:blue", "lastfm": "tab:orange", "gowalla": "tab:green"}
     for key, runs in sorted(figures.get("runs", {}).items()):
@@ -158,14 +158,14 @@ def plot(figures: dict[str, Any], path: Path, others: dict[str, dict[str, Any]] 
         axis.set_xlabel("propagation layers")
         axis.set_ylabel(f"Recall@{K}")
         axis.grid(alpha=0.3)
-    left.legend(fontsize=8, handlelength=3.5)
-    right.legend(fontsize=7, ncol=2, handlelength=3.5)
+    left.legend(fontsize=8, handlelength=3.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.13))
+    right.legend(fontsize=8, handlelength=3.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.13))
     recipes = [run["recipe"] for key, run in figures.get("recipes", {}).items() if figures.get("runs", {}).get(key)]
     epochs = "/".join(str(value) for value in sorted({recipe["epochs"] for recipe in recipes}))
     seeds = "/".join(str(value) for value in sorted({recipe["seed"] for recipe in recipes}))
     names = ", ".join(DATASETS[name][3] for name in DATASETS if any(key.endswith("/" + name) for key in figures["runs"]))
-    fig.suptitle(f"LightGCN (solid) and NGCF (dashed) by depth: {names}; {epochs} epochs at every depth, seed {seeds} "
-                 "(lines)\nfull ranking of every item the user has not trained on (bench/depth.py)", fontsize=10)
+    fig.suptitle(f"LightGCN (solid) and NGCF (dashed) by depth: {names}\n{epochs} epochs at every depth, seed {seeds} "
+                 "(lines); full ranking of every item the user has not trained on (bench/depth.py)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")
