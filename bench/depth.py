@@ -6,9 +6,10 @@ Recall@20 and NDCG@20 on the full ranking, overall and split by user degree (col
     python bench/depth.py --plot          # bench/results/depth.png from bench/results/depth.json
 
 Datasets: ML-100K ``u1.base`` / ``u1.test`` (every rating an implicit interaction, as the ``lightgcn-ml100k``
-reproduction case lands it) and Last.FM as LightGCN-PyTorch ships it (``data1.txt`` / ``test1.txt``). Gowalla is
-not run: NGCF takes about 80 s a Gowalla epoch on one thread here (``bench/ngcf_epoch.py``), so 7 depths x 30
-epochs x 2 models would take many hours on this shared 2-core machine.
+reproduction case lands it) and Last.FM as LightGCN-PyTorch ships it (``data1.txt`` / ``test1.txt``). Gowalla
+(the LightGCN authors' ``train.txt`` / ``test.txt``) only on request, for LightGCN: NGCF takes about 80 s a Gowalla
+epoch on one thread here (``bench/ngcf_epoch.py``), so its 7 depths x 30 epochs would take about 5 hours on this
+shared 2-core machine; LightGCN's take about 35 minutes.
 
 The test set is what the daily flow's holdout keeps: test pairs of users and items that occur in training, less the
 pairs already in training; every item the user has not trained on is ranked (``tasks.learn.evaluate.full_ranking``,
