@@ -37,10 +37,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import RESULTS_DIR, SHARED_DATA, load_adjacency_lines, print_table, write_results  # noqa: E402
-from models.base import GraphData, Recipe  # noqa: E402
-from models.registry import model_class  # noqa: E402
-from tasks.learn.evaluate import full_ranking  # noqa: E402
-from tasks.learn.train import fit  # noqa: E402
+from gnnrec.models.base import GraphData, Recipe  # noqa: E402
+from gnnrec.models.registry import model_class  # noqa: E402
+from gnnrec.tasks.learn.evaluate import full_ranking  # noqa: E402
+from gnnrec.tasks.learn.train import fit  # noqa: E402
 
 CPU = torch.device("cpu")
 COLD_MAX_DEGREE = 10

@@ -29,10 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import SHARED_DATA, load_adjacency_lines, peak_rss_mib, print_table, write_results  # noqa: E402
-from models.adjacency import symmetric_propagate  # noqa: E402
-from models.base import GraphData, PairBatch  # noqa: E402
-from models.registry import build_model, model_class  # noqa: E402
-from tasks.learn.train import EpochContext, deterministic_kernels, examples_per_epoch, seed_everything  # noqa: E402
+from gnnrec.models.adjacency import symmetric_propagate  # noqa: E402
+from gnnrec.models.base import GraphData, PairBatch  # noqa: E402
+from gnnrec.models.registry import build_model, model_class  # noqa: E402
+from gnnrec.tasks.learn.train import EpochContext, deterministic_kernels, examples_per_epoch, seed_everything  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -61,7 +61,7 @@ def _step_seconds(name: str, graph: GraphData, steps: int) -> tuple[float, int, 
 def _step_phases(name: str, graph: GraphData, steps: int) -> dict[str, float]:
     """Where one training step's time goes: the phases of ``EpochContext.step`` timed one by one (the same calls in
     the same order, with a clock between them), seconds per step."""
-    from tasks.learn.train import hardest_negatives
+    from gnnrec.tasks.learn.train import hardest_negatives
 
     cls = model_class(name)
     recipe = cls.recipe
