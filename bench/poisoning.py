@@ -4,7 +4,7 @@ model's Recall@20 on clean users; the detector's precision and recall; and its f
 
     python bench/poisoning.py [--users 1000] [--items 500] [--days 8] [--epochs 10] [--models pop,mf,lightgcn]
                               [--shares 0.005,0.01,0.03] [--kinds random,average,bandwagon,social,kg,copy]
-                              [--datasets ml-100k,ciao]
+                              [--datasets ml-100k,ciao] [--name poisoning]
 
 The attack lands on the day before the last (D-1) and the run is for the last day D with one evaluation day and no
 retraining: the published model is the one trained up to D-1, poisoned or not, and Recall@20 is measured on D's
@@ -129,6 +129,7 @@ def main() -> None:
     parser.add_argument("--shares", default="0.005,0.01,0.03")
     parser.add_argument("--kinds", default=KINDS)
     parser.add_argument("--datasets", default="ml-100k,ciao")
+    parser.add_argument("--name", default="poisoning", help="results file bench/results/NAME.json (a partial run's own)")
     args = parser.parse_args()
     configure_prefect_environment(BENCH_DIR.parent)
 
@@ -183,7 +184,7 @@ def main() -> None:
 
     figures["wall_seconds"] = round(time.perf_counter() - started)
     _print_table(figures, args)
-    write_results("poisoning", figures)
+    write_results(args.name, figures)
 
 
 def _print_table(figures: dict, args) -> None:
