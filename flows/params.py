@@ -20,7 +20,7 @@ from cyclopts import Parameter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gnnrec.models.registry import MODELS, resolve_config, resolve_recipe
-from gnnrec.tasks.learn.evaluate import parse_protocol
+from gnnrec.tasks.learn.evaluate import split_protocols
 from gnnrec.tasks.data.policy import ContractPolicy
 from gnnrec.tasks.steps import ModelRecipe
 
@@ -90,8 +90,9 @@ class DailyParams(BaseModel):
         "\"32\"}, on the command line --option.embedding_dim 32; a key must belong to a selected model",
     )
     protocol: str | None = Field(
-        None, description="evaluation protocol of ranking models: full (every unseen item) or sampled:N; rating and "
-        "click models add their own (MAE/RMSE, AUC/F1)",
+        None, description="evaluation protocol of ranking models: full (every unseen item) or sampled:N, or several "
+        "comma-separated (sampled:1000,full), the first giving the headline figures; rating and click models add "
+        "their own (MAE/RMSE, AUC/F1)",
     )
     # The training recipe: each field left unset takes the model's own default recipe (models/<model>.py).
     embedding_dim: int | None = Field(None, ge=1, description="embedding size (default: the model's recipe)")
@@ -294,9 +295,7 @@ class DailyParams(BaseModel):
     @field_validator("protocol")
     @classmethod
     def known_protocol(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_protocol(value)
-        return value
+        return None if value is None else ",".join(split_protocols(value))
 
 
 FlowFunction = TypeVar("FlowFunction", bound=Callable[..., Any])

@@ -42,6 +42,8 @@ def _usage_error(argv: list[str], capsys) -> str:
         (["--ds", "2026-02-30"], "gnnrec run: error: --ds: invalid date '2026-02-30': expected YYYY-MM-DD"),
         (["--ds", "03/01/2026"], "gnnrec run: error: --ds: invalid date '03/01/2026': expected YYYY-MM-DD"),
         (["--top-k", "0"], "gnnrec run: error: --top-k: Input should be greater than or equal to 1"),
+        (["--protocol", "sampled:1000,ful"],
+         "gnnrec run: error: --protocol: unknown evaluation protocol 'ful'; choose full, sampled:N (N >= 1), ctr or rating"),
         (["--contracts", "{nope"], "gnnrec run: error: Invalid value for --contracts: JSONDecodeError"),
         (["--contracts", '{"interactions": {"critical": ["nope"]}}'],
          "gnnrec run: error: --contracts: interactions: unknown expectation(s) nope; choose from "),
@@ -56,7 +58,7 @@ def _usage_error(argv: list[str], capsys) -> str:
         (["2026-01-03"], "gnnrec run: error: Unused Tokens: ['2026-01-03']"),
         (["--epoch", "3"], "gnnrec run: error: Unknown option: --epoch. Did you mean --epochs?"),
     ],
-    ids=["unknown-model", "impossible-date", "malformed-date", "top-k-0", "contracts-not-json", "contracts-unknown-expectation",
+    ids=["unknown-model", "impossible-date", "malformed-date", "top-k-0", "unknown-protocol-in-a-list", "contracts-not-json", "contracts-unknown-expectation",
          "contracts-option-unknown-expectation", "contracts-budget-over-1", "contracts-option-budget-over-1",
          "option-not-of-the-model", "option-without-key", "day-by-position", "misspelt-option"],
 )

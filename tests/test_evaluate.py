@@ -50,6 +50,15 @@ def test_sampled_ranks_the_positives_against_unobserved_items_only():
     assert all(m.protocol == "sampled:10" for m in metrics)
 
 
+def test_several_protocols_give_each_ones_own_figures_in_the_order_asked():
+    alone = {p: _figures(evaluate(SCORER, "ranking", GRAPH, TEST_USERS, TEST_ITEMS, protocol=p, ks=(1, 5),
+                                  unavailable_items=np.array([5]), seed=3)) for p in ("sampled:10", "full")}
+    both = evaluate(SCORER, "ranking", GRAPH, TEST_USERS, TEST_ITEMS, protocol="sampled:10,full", ks=(1, 5),
+                    unavailable_items=np.array([5]), seed=3)
+    assert [m.protocol for m in both] == ["sampled:10"] * len(alone["sampled:10"]) + ["full"] * len(alone["full"])
+    assert _figures(both) == alone["sampled:10"] | alone["full"]
+
+
 def test_sampled_negatives_are_distinct_unobserved_existing_items_and_seeded():
     forbidden = UserItemSets.from_pairs(np.array([0, 0, 1]), np.array([0, 1, 2]), 2)
     first = sample_unobserved(0, forbidden, np.array([7]), 100, 50, np.random.default_rng(1))
@@ -126,6 +135,11 @@ def test_which_protocols_run_is_the_output_kind_plus_the_one_asked_for():
     assert protocols_for("rating") == ["rating", "full"]
     assert protocols_for("logit") == ["ctr", "full"]
     assert protocols_for("logit", "ctr") == ["ctr"]
+    # several ranking protocols, comma-separated: in the order given, once each, after the kind's own
+    assert protocols_for("ranking", "sampled:1000, full,sampled:1000") == ["sampled:1000", "full"]
+    assert protocols_for("rating", "full,rating,sampled:50") == ["rating", "full", "sampled:50"]
+    with pytest.raises(ValueError, match="unknown evaluation protocol 'ful'"):
+        protocols_for("ranking", "full,ful")
     assert parse_protocol("sampled") == ("sampled", 1000)
     for bad in ("sampled:0", "sampled:x", "topk", "full:3"):
         with pytest.raises(ValueError, match="unknown evaluation protocol"):

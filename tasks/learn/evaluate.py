@@ -58,17 +58,26 @@ def parse_protocol(protocol: str) -> tuple[str, int | None]:
     raise ValueError(f"unknown evaluation protocol {protocol!r}; choose full, sampled:N (N >= 1), ctr or rating")
 
 
+def split_protocols(protocol: str) -> list[str]:
+    """``"sampled:1000, full"`` -> ``["sampled:1000", "full"]``: each checked by :func:`parse_protocol`, in the
+    order given, once each."""
+    names = [name.strip() for name in protocol.split(",")]
+    for name in names:
+        parse_protocol(name)
+    return list(dict.fromkeys(names))
+
+
 def protocols_for(output: str, protocol: str | None = None) -> list[str]:
     """The protocols a model of ``output`` kind is judged by: its kind's own (``rating``: MAE/RMSE; ``logit``:
-    ``ctr``), then the ranking protocol ``protocol`` (default ``full``) unless that is already among them."""
+    ``ctr``), then each of the comma-separated ranking protocols ``protocol`` (default ``full``) that is not
+    already among them."""
     own = {"ranking": [], "rating": ["rating"], "logit": ["ctr"]}
     if output not in own:
         raise ValueError(f"unknown output kind {output!r}")
-    ranking = protocol or "full"
-    kind, _ = parse_protocol(ranking)
-    if kind == "rating" and output != "rating":
+    ranking = split_protocols(protocol or "full")
+    if output != "rating" and any(parse_protocol(name)[0] == "rating" for name in ranking):
         raise ValueError(f"protocol 'rating' judges predicted ratings; a {output} model predicts none")
-    return own[output] + ([ranking] if ranking not in own[output] else [])
+    return own[output] + [name for name in ranking if name not in own[output]]
 
 
 def evaluate(
