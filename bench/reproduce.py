@@ -129,7 +129,9 @@ def paper_figures(dataset: str, model: str) -> dict[tuple[str, int | None], tupl
 def reproduce(name: str, case: Case, work: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     from gnnrec.flows.daily import run_daily
     from gnnrec.flows.params import DailyParams
+    from gnnrec.models.registry import model_class
     from gnnrec.tasks.data.importers import import_dataset
+    from gnnrec.tasks.learn.evaluate import protocols_for
 
     landing, db = work / "landing", work / "gnnrec.duckdb"
     shutil.rmtree(work, ignore_errors=True)
@@ -164,6 +166,8 @@ def reproduce(name: str, case: Case, work: Path, overrides: dict[str, Any]) -> d
         "wall_seconds": round(finished - started, 1), "peak_rss_mib": round(peak_rss_mib()),
         "metrics": dict(sorted(metrics.items())),
         "metrics_by_protocol": by_protocol,
+        # the paper's figures are on the first protocol the model is judged by (a rating model's own, else the case's)
+        "headline_protocol": protocols_for(model_class(case.model).output, case.protocol)[0],
         "run_id": result.run_id,
     }
 
@@ -197,6 +201,7 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="list the cases")
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
+    parser.add_argument("--name", help="results file name (default: reproduce-<case>, plus each changed field)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], type=recipe_override,
                         metavar="FIELD=VALUE", help="change one recipe field (a DailyParams field), e.g. epochs=30")
     args = parser.parse_args()
@@ -222,11 +227,18 @@ def main() -> None:
         better = "lower is better" if metric in ("rmse", "mae") else "higher is better"
         rows.append((key, f"ours {ours:.4f}  paper {value:.4f}  ({ours / value:.1%} of paper, {better}; {source})"))
         figures.setdefault("paper", {})[key] = {"value": value, "source": source}
-    for key in ("rmse", "mae", "recall@20", "ndcg@20", "auc", "f1", "auc_batch_mean"):
-        if key in figures["metrics"] and not any(metric_key(m, k) == key for (m, k) in paper):
-            rows.append((key, f"ours {figures['metrics'][key]:.4f}  (no published figure on this protocol)"))
+    published = {metric_key(m, k) for (m, k) in paper}
+    for protocol, values in figures["metrics_by_protocol"].items():
+        for key in ("rmse", "mae", "recall@20", "ndcg@20", "hr@10", "ndcg@10", "auc", "f1"):
+            if key in values and not (protocol == figures["headline_protocol"] and key in published):
+                rows.append((f"{protocol} {key}", f"ours {values[key]:.4f}  (no published figure on this protocol)"))
+    if "auc_batch_mean" in figures["metrics"]:
+        rows.append(("ctr auc_batch_mean", f"ours {figures['metrics']['auc_batch_mean']:.4f}"))
     print_table(f"reproduce {args.case}: {case.summary}", rows)
-    write_results(f"reproduce-{args.case}", figures)
+    # A run with changed recipe fields is not the case's reproduction: it never replaces the case's results.
+    name = args.name or f"reproduce-{args.case}" + "".join(f"-{k}-{v}" for k, v in sorted(overrides.items()))
+    write_results(name, figures)
+
 
 
 if __name__ == "__main__":
