@@ -18,7 +18,7 @@ from gnnrec.models.base import Model, Recipe
 from gnnrec.tasks.data import progress
 from gnnrec.tasks.graph import snapshot
 from gnnrec.tasks.ops.db import connect
-from gnnrec.tasks.learn.evaluate import Metric, evaluate as evaluate_protocols, exclusion_sets
+from gnnrec.tasks.learn.evaluate import Metric, evaluate as evaluate_protocols, seen_sets
 from gnnrec.tasks.ops.failpoints import failpoint
 from gnnrec.tasks.graph.ids import CatalogSizes, assign_ids
 from gnnrec.tasks.data.ingest import IngestReport, days_to_ingest, ingest_partition
@@ -128,10 +128,9 @@ def rank_for_publishing(day: DaySnapshot, trained: TrainedModel, top_k: int, dev
     # Users and seen items come from everything up to the day, even when the weights stopped at the cut-off.
     users = np.unique(day.full.train_users)
     unborn = day.unborn_at_cutoff if trained.as_of != day.ds else np.empty(0, np.int64)
-    exclude = exclusion_sets(day.full, users, unborn)
     with torch.no_grad():
         scorer = model.scorer()
-    return rank_top_k(scorer, users, day.full.num_items, top_k, exclude, device=device)
+    return rank_top_k(scorer, users, day.full.num_items, top_k, seen_sets(day.full), device=device, exclude_for_all=unborn)
 
 
 def publish(con: duckdb.DuckDBPyConnection, ds: date, model: str, run_id: str, top: TopK) -> PublishSummary:

@@ -37,6 +37,14 @@ def test_full_ranks_every_item_the_user_did_not_train_on():
     assert {p for p, _, _ in figures} == {"full"}
 
 
+def test_full_never_ranks_an_item_that_did_not_exist_at_the_cut_off():
+    figures = _figures(evaluate(SCORER, "ranking", GRAPH, TEST_USERS, TEST_ITEMS, ks=(1, 3),
+                                unavailable_items=np.array([4])))
+    # item 4 gone for both: user 0: 2, 5, 3, 1 -> hit at 1; user 1: 2, 5, 3, 0 -> hit at 3 (at 4 with item 4 there)
+    assert figures["full", "recall", 1] == 0.5
+    assert figures["full", "recall", 3] == 1.0
+
+
 def test_sampled_ranks_the_positives_against_unobserved_items_only():
     # N = 10 is more than any user has unobserved, so every unobserved existing item is drawn, whatever the seed.
     metrics = evaluate(SCORER, "ranking", GRAPH, TEST_USERS, TEST_ITEMS, protocol="sampled:10", ks=(1, 5),

@@ -48,6 +48,22 @@ def test_excluded_items_are_never_returned(user_batch: int, item_chunk: int) -> 
 
 
 @pytest.mark.parametrize("user_batch, item_chunk", CHUNKINGS)
+def test_items_excluded_for_all_are_masked_as_columns_beside_each_users_own(user_batch: int, item_chunk: int) -> None:
+    # The same as user 0's items 1 and 4 and user 2's item 0 excluded, plus items 2 and 6 for everyone (repeated,
+    # unsorted: a set).
+    exclude = UserItemSets.from_pairs(np.array([0, 0, 2]), np.array([4, 1, 0]), num_users=3)
+    top = rank_top_k(scorer(), ALL_USERS, 7, 4, exclude, user_batch=user_batch, item_chunk=item_chunk,
+                     exclude_for_all=np.array([6, 2, 6]))
+    np.testing.assert_array_equal(top.items, [[0, 5, 3, -1], [3, 0, 5, 1], [1, 3, 4, 5]])
+    np.testing.assert_array_equal(top.scores, [[2, 2, 1, NEG_INF], [-1, -2, -2, -3], [0, 0, 0, 0]])
+    # Spelt out per user, the same sets give the same lists.
+    spelt = UserItemSets.from_pairs(np.array([0, 0, 2] + [0, 1, 2] * 2), np.array([4, 1, 0] + [2] * 3 + [6] * 3), 3)
+    again = rank_top_k(scorer(), ALL_USERS, 7, 4, spelt, user_batch=user_batch, item_chunk=item_chunk)
+    np.testing.assert_array_equal(again.items, top.items)
+    np.testing.assert_array_equal(again.scores, top.scores)
+
+
+@pytest.mark.parametrize("user_batch, item_chunk", CHUNKINGS)
 def test_rows_are_padded_when_fewer_than_k_items_remain(user_batch: int, item_chunk: int) -> None:
     # User 0 keeps only items 5 (score 2) and 6 (score 0); user 1 keeps nothing; user 2 keeps item 3.
     exclude = UserItemSets.from_pairs(

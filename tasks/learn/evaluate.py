@@ -120,16 +120,10 @@ def evaluate(
     return metrics
 
 
-def exclusion_sets(graph: GraphData, users: np.ndarray, unavailable_items: np.ndarray) -> UserItemSets:
-    """What each user must never be shown: their training items, plus items that do not exist yet for them."""
-    users = np.asarray(users, dtype=np.int64)
-    extra_users = np.repeat(users, len(unavailable_items))
-    extra_items = np.tile(unavailable_items, len(users))
-    return UserItemSets.from_pairs(
-        np.concatenate([graph.train_users, extra_users]),
-        np.concatenate([graph.train_items, extra_items]),
-        graph.num_users,
-    )
+def seen_sets(graph: GraphData) -> UserItemSets:
+    """Each user's training items: what they are never shown again. (Items that do not exist yet for them are masked
+    for everyone at once: ``rank_top_k``'s ``exclude_for_all``.)"""
+    return UserItemSets.from_pairs(graph.train_users, graph.train_items, graph.num_users)
 
 
 def full_ranking(
@@ -140,8 +134,7 @@ def full_ranking(
     users = np.unique(test_users)
     if len(users) == 0:
         return {}
-    exclude = exclusion_sets(graph, users, unavailable)
-    top = rank_top_k(scorer, users, graph.num_items, max(ks), exclude, device=device)
+    top = rank_top_k(scorer, users, graph.num_items, max(ks), seen_sets(graph), device=device, exclude_for_all=unavailable)
     relevant = UserItemSets.from_pairs(test_users, test_items, graph.num_users).take(users)
     return ranking_metrics(top.items, relevant, ks)
 
