@@ -7,9 +7,9 @@ model's Recall@20 on clean users; the detector's precision and recall; and its f
                               [--kinds random,average,bandwagon,social,kg,copy] [--datasets ml-100k,ciao] [--name poisoning]
 
 ``--world ml-100k`` attacks MovieLens 100K instead of the demo world: ``u.data`` landed by the ``movielens`` importer
-one day per rating day (the replay, 213 days up to 1998-04-22); a share is then of its 943 users. The attack lands
-on the day before the last (D-1) and the run is for the last day D with one evaluation day and no
-retraining: the published model is the one trained up to D-1, poisoned or not, and Recall@20 is measured on D's
+one day per rating day (the replay, 213 days up to 1998-04-22); a share is then of its users before the attack day
+(940). The attack lands on the day before the last (D-1) and the run is for the last day D with one evaluation day
+and no retraining: the published model is the one trained up to D-1, poisoned or not, and Recall@20 is measured on D's
 genuine interactions. "after attack" runs with the defence only warning; "defended" with its default policy. The
 target is one cold item (the 20th popularity percentile before the attack); hit rates count real users with a
 published list who had not taken it. False alarms: accounts flagged over every day of a clean world (the demo
