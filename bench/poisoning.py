@@ -2,12 +2,14 @@
 hit rate in real users' published lists before the attack, after it, and after it with the defence on; each
 model's Recall@20 on clean users; the detector's precision and recall; and its false alarms on clean datasets.
 
-    python bench/poisoning.py [--users 1000] [--items 500] [--days 8] [--epochs 10] [--models pop,mf,lightgcn]
-                              [--shares 0.005,0.01,0.03] [--kinds random,average,bandwagon,social,kg,copy]
-                              [--datasets ml-100k,ciao] [--name poisoning]
+    python bench/poisoning.py [--world demo] [--users 1000] [--items 500] [--days 8] [--epochs 10]
+                              [--models pop,mf,lightgcn] [--shares 0.005,0.01,0.03]
+                              [--kinds random,average,bandwagon,social,kg,copy] [--datasets ml-100k,ciao] [--name poisoning]
 
-The attack lands on the day before the last (D-1) and the run is for the last day D with one evaluation day and no
-retraining: the published model is the one trained up to D-1, poisoned or not, and Recall@20 is measured on D's
+``--world ml-100k`` attacks MovieLens 100K instead of the demo world: ``u.data`` landed by the ``movielens`` importer
+one day per rating day (the replay, 213 days up to 1998-04-22); a share is then of its users before the attack day
+(940). The attack lands on the day before the last (D-1) and the run is for the last day D with one evaluation day
+and no retraining: the published model is the one trained up to D-1, poisoned or not, and Recall@20 is measured on D's
 genuine interactions. "after attack" runs with the defence only warning; "defended" with its default policy. The
 target is one cold item (the 20th popularity percentile before the attack); hit rates count real users with a
 published list who had not taken it. False alarms: accounts flagged over every day of a clean world (the demo
@@ -33,6 +35,7 @@ from gnnrec.flows.settings import configure_prefect_environment  # noqa: E402
 START = date(2026, 1, 1)
 KINDS = "random,average,bandwagon,social,kg,copy"
 IMPORTS = {"ml-100k": ("movielens", "ml-100k"), "ciao": ("ciao", "ciao")}
+WORLDS = ("demo", "ml-100k")
 
 
 def _run(landing: Path, db: Path, ds: date, args, action: str) -> None:
@@ -92,35 +95,67 @@ def _false_alarms_pipeline(db: Path) -> dict:
     return {"users": users, "flagged": flagged, "share": flagged / users}
 
 
-def _false_alarms_imported(name: str, root: Path) -> dict:
-    """Import a public dataset, load its rows into a scratch warehouse's ``clean`` layer by day, and screen every
-    day with the default policy (scores only: the defence reads ``clean`` alone)."""
-    import polars as pl
-
+def load_imported(name: str, root: Path) -> tuple[Path, list[date]]:
+    """Import a public dataset and load its rows into a scratch warehouse's ``clean`` layer by day, as its contracts
+    keep every row; return the warehouse and its days. The defence reads ``clean`` alone, so it scores these days
+    as it would through the pipeline."""
     from gnnrec.tasks.data.importers import import_dataset
-    from gnnrec.tasks.data.policy import DefencePolicy
     from gnnrec.tasks.ops.db import connect
-    from gnnrec.tasks.security.detector import score_users
 
     importer, folder = IMPORTS[name]
-    landing = root / name
+    landing, db = root / name, root / f"{name}.duckdb"
     import_dataset(importer, SHARED_DATA / folder, landing)
-    policy = DefencePolicy()
-    with connect(root / f"{name}.duckdb") as con:
+    with connect(db) as con:
         con.execute(
             "insert into clean.interactions select cast(regexp_extract(filename, 'ds=([0-9-]+)', 1) as date), "
             "filename, row_number() over (), user_id::varchar, item_id::varchar, event, rating::double, ts::timestamp "
             "from read_parquet($files, filename = true)", {"files": str(landing / "interactions" / "ds=*" / "*.parquet")},
         )  # fmt: skip
         days = [d for (d,) in con.execute("select distinct ds from clean.interactions order by ds").fetchall()]
+    return db, days
+
+
+def _false_alarms_imported(name: str, root: Path) -> dict:
+    """Screen every day of an imported dataset (:func:`load_imported`) with the default policy."""
+    import polars as pl
+
+    from gnnrec.tasks.data.policy import DefencePolicy
+    from gnnrec.tasks.ops.db import connect
+    from gnnrec.tasks.security.detector import score_users
+
+    db, days = load_imported(name, root)
+    policy = DefencePolicy()
+    with connect(db) as con:
         scores = pl.concat([score_users(con, d, policy.min_group, policy.threshold) for d in days])
         (users,) = con.execute("select count(distinct user_id) from clean.interactions").fetchone()
     flagged = scores.filter(pl.col("score") >= policy.threshold)["user_id"].n_unique()
     return {"users": users, "days": len(days), "flagged": flagged, "share": flagged / users, "max_score": scores["score"].max()}
 
 
+def cold_target(history) -> tuple[str, str | None]:
+    """The attacks' target: the item at the 20th popularity percentile of the history, and its KG entity if any."""
+    import polars as pl
+
+    popularity = history.interactions.group_by("item_id").agg(pl.col("user_id").n_unique().alias("n")).sort("n", "item_id")
+    target = popularity["item_id"][popularity.height // 5]
+    return target, dict(history.item_entities.iter_rows()).get(target)
+
+
+def land_world(world: str, landing: Path, args) -> list[date]:
+    """Land the attacked world under ``landing``: the demo world, or an imported dataset's replay; its days."""
+    if world == "demo":
+        from gnnrec.tasks.data.demo import generate_demo_world
+
+        return generate_demo_world(landing, start=START, days=args.days, users=args.users, items=args.items, seed=7).days
+    from gnnrec.tasks.data.importers import import_dataset
+
+    importer, folder = IMPORTS[world]
+    return sorted(import_dataset(importer, SHARED_DATA / folder, landing).days)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", choices=WORLDS, default="demo", help="the world attacked: the demo world or MovieLens 100K's replay")
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--items", type=int, default=500)
     parser.add_argument("--days", type=int, default=8)
@@ -133,31 +168,28 @@ def main() -> None:
     args = parser.parse_args()
     configure_prefect_environment(BENCH_DIR.parent)
 
-    import polars as pl
-
-    from gnnrec.tasks.data.demo import generate_demo_world
     from gnnrec.tasks.security.attacks import Attack, AttackError, read_history, write_attack
 
     started = time.perf_counter()
-    figures: dict = {"args": vars(args), "cases": [], "false_alarms": {}}
+    figures: dict = {"args": vars(args), "cases": [], "skipped": [], "false_alarms": {}}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         base = root / "base"
-        days = generate_demo_world(base / "landing", start=START, days=args.days, users=args.users, items=args.items, seed=7).days
+        days = land_world(args.world, base / "landing", args)
         ds, attack_day = days[-1], days[-1] - timedelta(days=1)
         history = read_history(base / "landing", attack_day)
-        popularity = history.interactions.group_by("item_id").agg(pl.col("user_id").n_unique().alias("n")).sort("n", "item_id")
-        target = popularity["item_id"][popularity.height // 5]
-        target_entity = dict(history.item_entities.iter_rows()).get(target)
+        # A share is of the world's users: the demo's --users, an imported dataset's users before the attack.
+        users = args.users if args.world == "demo" else history.interactions["user_id"].n_unique()
+        target, target_entity = cold_target(history)
         _run(base / "landing", base / "data" / "gnnrec.duckdb", ds, args, "quarantine")
         before = _outcome(base / "data" / "gnnrec.duckdb", ds, args, target, [])
-        figures["target"], figures["before"] = target, before
-        figures["false_alarms"]["demo"] = _false_alarms_pipeline(base / "data" / "gnnrec.duckdb")
+        figures["target"], figures["before"], figures["users"], figures["days"] = target, before, users, [str(ds), str(attack_day)]
+        figures["false_alarms"][args.world] = _false_alarms_pipeline(base / "data" / "gnnrec.duckdb")
         print(f"target {target}; before: {before}", flush=True)
 
         for kind in args.kinds.split(","):
             for share in (float(s) for s in args.shares.split(",")):
-                fakes_wanted = max(1, round(share * args.users))
+                fakes_wanted = max(1, round(share * users))
                 case = {"kind": kind, "share": share, "fake_users": fakes_wanted}
                 for action, label in (("warn", "attacked"), ("quarantine", "defended")):
                     where = root / f"{kind}-{share}-{action}"
@@ -174,8 +206,7 @@ def main() -> None:
                     if action == "quarantine":
                         case["detection"] = _detection(db, attack_day, kind, list(summary.fake_users), target_entity)
                     shutil.rmtree(where)
-                if "skipped" not in case:
-                    figures["cases"].append(case)
+                figures["skipped" if "skipped" in case else "cases"].append(case)
                 print(case, flush=True)
 
         for name in filter(None, args.datasets.split(",")):

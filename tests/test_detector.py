@@ -16,7 +16,7 @@ from scipy.stats import poisson
 from gnnrec.tasks import steps
 from gnnrec.tasks.data.policy import ContractPolicy
 from gnnrec.tasks.ops.db import connect, transaction
-from gnnrec.tasks.security.detector import ENTITY_RULE, USER_RULE, release
+from gnnrec.tasks.security.detector import ENTITY_RULE, USER_RULE, EntitySignals, UserSignals, release, score_entities, score_users
 
 DAY1, DAY2 = date(2026, 2, 1), date(2026, 2, 2)
 ITEMS = [f"i-{k:03d}" for k in range(200)]
@@ -153,3 +153,105 @@ def test_new_triples_that_copy_popular_items_onto_a_cold_item_are_flagged(world)
         moved = con.execute("select count(*), min(value) from quarantine.kg where ds = ? and rule = ?", [DAY2, ENTITY_RULE]).fetchone()
         left = con.execute("select head from clean.kg where ds = ? order by all", [DAY2]).fetchall()
     assert moved == (5, "5") and left == [("e-new",), ("e-new",)]
+
+
+# The detector's parts, each switched off on a hand-built day where it matters (bench/detector_ablation.py measures
+# them at scale). Rows go straight into ``clean``: the scores read nothing else.
+P = [f"p-{k:02d}" for k in range(30)]
+TARGET = "t-00"
+SIGNAL_FAKES = [f"f-{k}" for k in range(8)]
+
+
+def _clean_rows(con, table: str, rows: list[tuple]) -> None:
+    columns = {"interactions": "ds, source_file, source_line, user_id, item_id, event, ts",
+               "kg": "ds, source_file, source_line, head, relation, tail",
+               "item_entities": "ds, source_file, source_line, item_id, entity_id"}[table]  # fmt: skip
+    values = [(ds, "hand", line, *rest) + ((datetime(ds.year, ds.month, ds.day, 10),) if table == "interactions" else ())
+              for line, (ds, *rest) in enumerate(rows)]  # fmt: skip
+    con.executemany(f"insert into clean.{table} ({columns}) values ({', '.join('?' * len(values[0]))})", values)
+
+
+@pytest.fixture
+def signal_day(tmp_path):
+    # Day 1: 60 accounts debut with 3 of 30 items each (every item 6 times). Day 2: one returning account takes the
+    # target, 19 take p-29; 8 fakes take the target and p-00; genuine newcomers: n-0 takes p-00 and p-01, n-1 and
+    # n-2 take p-02.
+    day1 = [(DAY1, f"o-{k:02d}", P[(k + step) % 30]) for k in range(60) for step in (0, 7, 13)]
+    day2 = [(DAY2, "o-00", TARGET)] + [(DAY2, f"o-{k:02d}", P[29]) for k in range(1, 20)]
+    day2 += [(DAY2, f, item) for f in SIGNAL_FAKES for item in (TARGET, P[0])]
+    day2 += [(DAY2, "n-0", P[0]), (DAY2, "n-0", P[1]), (DAY2, "n-1", P[2]), (DAY2, "n-2", P[2])]
+    with connect(tmp_path / "signals.duckdb") as con:
+        _clean_rows(con, "interactions", [(ds, u, i, "click") for ds, u, i in day1 + day2])
+        yield con
+
+
+def _tail(k: int, expected: float) -> float:
+    return round(-math.log10(poisson.sf(k - 1, expected)), 6)
+
+
+def _scores(con, min_group: int = 5, **switches) -> dict[str, float]:
+    scores = score_users(con, DAY2, min_group, 5.0, UserSignals(**switches))
+    return {u: round(s, 6) for u, s in scores.iter_rows()}
+
+
+def test_each_account_signal_switched_off_changes_the_scores_as_computed_by_hand(signal_day):
+    # 11 new accounts, 20 returning, 60 debut profiles of 3 items, 31 items: the prior is 3/31 per item. Every item
+    # of day 1 was in 6 debut profiles; the target in none, and one returning account took it.
+    new, prior = 11, 3 / 31
+    debut = {"target": 10 * prior / 70, "p": (6 + 10 * prior) / 70}
+    day = {"target": (1 + 10 * debut["target"]) / 30, "p00": 10 * debut["p"] / 30}
+    fake_burst, filler_burst = _tail(8, new * day["target"]), _tail(9, new * debut["p"])
+    assert fake_burst > filler_burst > 5.0  # the target bursts first; p-00 (8 fakes and n-0) would burst too
+
+    # Production: the fakes score the target's burst and are set aside, so p-00 no longer bursts and n-0 scores 0.
+    assert _scores(signal_day) == {**dict.fromkeys(SIGNAL_FAKES, fake_burst), "n-0": 0.0, "n-1": 0.0, "n-2": 0.0}
+    # One round: n-0 takes p-00's burst with the fakes and crosses the threshold with them.
+    assert _scores(signal_day, set_aside=False) == {**dict.fromkeys(SIGNAL_FAKES, fake_burst), "n-0": filler_burst, "n-1": 0.0, "n-2": 0.0}
+    # Without the day's rate the returning account's interest in the target no longer counts.
+    assert _scores(signal_day, day_rate=False)[SIGNAL_FAKES[0]] == _tail(8, new * debut["target"])
+    # Without the debut rate p-00, in 6 debut profiles but taken by no returning account today, looks rare and
+    # bursts first: n-0 is flagged with the fakes, all with p-00's surprise.
+    p00_alone = _tail(9, new * 10 * prior / 30)
+    assert _scores(signal_day, debut_rate=False) == {**dict.fromkeys([*SIGNAL_FAKES, "n-0"], p00_alone), "n-1": 0.0, "n-2": 0.0}
+    # Raw shares: the target's rate is the returning accounts' 1 in 20 alone.
+    assert _scores(signal_day, prior=False)[SIGNAL_FAKES[0]] == _tail(8, new * 1 / 20)
+    # min_group 1: items taken by fewer than 5 new accounts score their takers too.
+    assert _scores(signal_day, min_group=1) == {
+        **dict.fromkeys(SIGNAL_FAKES, fake_burst), "n-0": _tail(1, new * debut["p"]), "n-1": _tail(2, new * debut["p"]),
+        "n-2": _tail(2, new * debut["p"]),
+    }  # fmt: skip
+
+
+def test_an_item_no_earlier_account_took_is_infinitely_surprising_without_the_prior(signal_day):
+    _clean_rows(signal_day, "interactions", [(DAY2, f"z-{k}", "brand-new", "click") for k in range(5)])
+    assert _scores(signal_day, prior=False)["z-0"] == math.inf
+    assert 0 < _scores(signal_day)["z-0"] < math.inf
+
+
+def test_each_entity_signal_switched_off_changes_the_scores(tmp_path):
+    # Day 1: p-00 taken by 4 accounts, p-01 by 3, p-02 by 2, the cold c-00 by 1 (c-00 and p-02 are the less popular
+    # half). Entities: e-p00 (genre g-1, maker m-1), e-p01 (genre g-2), e-c00 (genre g-9). Day 2: e-c00 copies
+    # g-1 and m-1 and adds its own tag; e-p01, a popular item's entity, copies m-1; e-new (the new item n-00's)
+    # copies g-1.
+    day1 = [(DAY1, f"o-{k}", item, "click") for item, takers in (("p-00", 4), ("p-01", 3), ("p-02", 2), ("c-00", 1)) for k in range(takers)]
+    links = [(DAY1, "p-00", "e-p00"), (DAY1, "p-01", "e-p01"), (DAY1, "c-00", "e-c00"), (DAY2, "n-00", "e-new")]
+    kg = [(DAY1, "e-p00", "has_genre", "g-1"), (DAY1, "e-p00", "made_by", "m-1"), (DAY1, "e-p01", "has_genre", "g-2"), (DAY1, "e-c00", "has_genre", "g-9")]
+    kg += [(DAY2, "e-c00", "has_genre", "g-1"), (DAY2, "e-c00", "made_by", "m-1"), (DAY2, "e-c00", "has_tag", "t-5")]
+    kg += [(DAY2, "e-p01", "made_by", "m-1"), (DAY2, "e-new", "has_genre", "g-1")]
+    with connect(tmp_path / "entities.duckdb") as con:
+        _clean_rows(con, "interactions", day1)
+        _clean_rows(con, "item_entities", links)
+        _clean_rows(con, "kg", kg)
+
+        def scores(**switches) -> dict[str, float]:
+            return dict(score_entities(con, DAY2, EntitySignals(**switches)).iter_rows())
+
+        assert scores() == {"e-c00": 2.0}
+        assert scores(copied_links=False) == {"e-c00": 3.0}
+        assert scores(described_before=False) == {"e-c00": 2.0, "e-new": 1.0}
+        assert scores(cold_only=False) == {"e-c00": 2.0, "e-p01": 1.0}
+
+
+def test_the_account_score_needs_a_rate():
+    with pytest.raises(ValueError, match="at least one rate estimate"):
+        UserSignals(debut_rate=False, day_rate=False)

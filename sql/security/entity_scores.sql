@@ -41,13 +41,21 @@ cold_heads as (
     where coalesce(ranked.popularity_rank, 0) < 0.5
 ),
 
-final as (
-    select day_triples.head, count(popular_links.tail)::double as score
+counted as (
+    -- popular_links is distinct on (relation, tail), so the join keeps one row per day's triple
+    select day_triples.head, count(popular_links.tail) as copied, count(*) as triples
     from day_triples
-    semi join described_before using (head)
-    semi join cold_heads using (head)
     left join popular_links using (relation, tail)
     group by all
+),
+
+final as (
+    -- $copied_links, $described_before and $cold_only are the score's parts (all true in production); an ablation
+    -- switches one off to measure what it adds
+    select head, (case when $copied_links then copied else triples end)::double as score
+    from counted
+    where (not $described_before or head in (select head from described_before))
+        and (not $cold_only or head in (select head from cold_heads))
 )
 
 select * from final order by score desc, head;

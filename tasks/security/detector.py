@@ -48,6 +48,30 @@ _SUSPECTS_SCHEMA = {"kind": pl.String, "id": pl.String, "score": pl.Float64, "fl
 
 
 @dataclass(frozen=True)
+class UserSignals:
+    """The separable parts of the account score, all on in production. Each can be switched off on its own, so
+    that what it adds is measured (``bench/detector_ablation.py``) by the very functions that screen a day."""
+
+    debut_rate: bool = True  # the rate estimated from earlier accounts' debut profiles
+    day_rate: bool = True  # the rate estimated from the day's established users
+    prior: bool = True  # both estimates shrunk by PRIOR_WEIGHT pseudo-observations (off: raw shares)
+    set_aside: bool = True  # a flagged group is set aside before the next burst is looked for (off: one round)
+
+    def __post_init__(self) -> None:
+        if not (self.debut_rate or self.day_rate):
+            raise ValueError("the account score needs at least one rate estimate: debut_rate or day_rate")
+
+
+@dataclass(frozen=True)
+class EntitySignals:
+    """The separable parts of the entity score, all on in production (see :class:`UserSignals`)."""
+
+    copied_links: bool = True  # count only triples whose (relation, tail) a popular item's entity has (off: every triple)
+    described_before: bool = True  # only entities with triples before the day
+    cold_only: bool = True  # only entities of items in the less popular half
+
+
+@dataclass(frozen=True)
 class Screening:
     """What the defence found on a day: how many accounts it scored and which it flagged (less those released)."""
 
@@ -69,12 +93,21 @@ def _tail(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.maximum(-poisson.logsf(observed - 1, expected) / math.log(10), 0.0)
 
 
-def item_surprise(con: duckdb.DuckDBPyConnection, ds: date) -> pl.DataFrame:
+def _shrunk(count: np.ndarray, total: int, weight: float, toward: np.ndarray | float) -> np.ndarray:
+    """``count / total`` shrunk toward ``toward`` by ``weight`` pseudo-observations; ``toward`` when there is
+    nothing to count (no observations and no pseudo-observations)."""
+    if total + weight == 0:
+        return np.broadcast_to(np.asarray(toward, dtype=np.float64), count.shape).copy()
+    return (count + weight * np.asarray(toward)) / (total + weight)
+
+
+def item_surprise(con: duckdb.DuckDBPyConnection, ds: date, signals: UserSignals = UserSignals()) -> pl.DataFrame:
     """Each item taken on ``ds``: ``new_users`` (the day's new accounts that took it), ``expected`` and ``surprise``
     (``-log10`` of the Poisson tail); none on a day with nothing to compare with (no earlier or established user).
 
     The rate at which a new account takes an item is the larger of two smoothed estimates: among earlier accounts'
-    debut profiles, and among the day's established users (so an item in fashion today is not news)."""
+    debut profiles, and among the day's established users (so an item in fashion today is not news). ``signals``
+    switches either estimate or the smoothing off (an ablation; production keeps all)."""
     items = pl.from_arrow(fetch_arrow(con, "security/item_bursts", {"ds": ds}))
     if items.is_empty() or (items["debut_profiles"][0] == 0 and items["day_established_users"][0] == 0):
         return items.clear().select("item_id", "new_users", pl.lit(0.0).alias("expected"), pl.lit(0.0).alias("surprise"))
@@ -83,9 +116,13 @@ def item_surprise(con: duckdb.DuckDBPyConnection, ds: date) -> pl.DataFrame:
     prior = min(1.0, mean_debut / max(first["catalog_items"], 1))
     # The debut estimate shrinks to the catalog-wide rate; the day's estimate shrinks to the item's debut estimate,
     # so a day with few established users says little, and one where many took the item says it is in fashion.
-    debut = (items["debut_users"].to_numpy() + PRIOR_WEIGHT * prior) / (first["debut_profiles"] + PRIOR_WEIGHT)
-    today = (items["established_users"].to_numpy() + PRIOR_WEIGHT * debut) / (first["day_established_users"] + PRIOR_WEIGHT)
-    expected = first["day_new_users"] * np.maximum(debut, today)
+    weight = PRIOR_WEIGHT if signals.prior else 0.0
+    debut = _shrunk(items["debut_users"].to_numpy(), first["debut_profiles"], weight, prior)
+    today = _shrunk(items["established_users"].to_numpy(), first["day_established_users"], weight, debut if signals.debut_rate else prior)
+    rate = np.maximum(debut, today) if signals.debut_rate and signals.day_rate else debut if signals.debut_rate else today
+    # Without smoothing an item no earlier account took has rate 0, and any new account taking it is infinitely
+    # surprising: what the prior is there to prevent.
+    expected = first["day_new_users"] * rate
     surprise = _tail(items["new_users"].to_numpy(), expected)
     return items.select("item_id", "new_users", pl.Series("expected", expected), pl.Series("surprise", surprise))
 
@@ -97,32 +134,42 @@ def _bursts(pairs: pl.DataFrame, expected: pl.DataFrame, min_group: int) -> pl.D
     return counts.with_columns(pl.Series("surprise", surprise, dtype=pl.Float64)).sort(["surprise", "item_id"], descending=[True, False])
 
 
-def score_users(con: duckdb.DuckDBPyConnection, ds: date, min_group: int, threshold: float) -> pl.DataFrame:
+def score_users(
+    con: duckdb.DuckDBPyConnection, ds: date, min_group: int, threshold: float, signals: UserSignals = UserSignals()
+) -> pl.DataFrame:
     """Every account first seen on ``ds`` with its score (``user_id``, ``score``), highest first; nobody on a day
     with nothing to compare with.
 
     The most surprising burst at or above ``threshold`` gives its accounts its score, and they are set aside before
     the next burst is looked for: the items a fake group shares besides its targets (its fillers) then no longer
-    burst, so a genuine newcomer who took one of them is not flagged with the group (one round per fake group)."""
-    items = item_surprise(con, ds)
+    burst, so a genuine newcomer who took one of them is not flagged with the group (one round per fake group).
+    Without ``signals.set_aside`` every account gets the highest surprise among the bursts it took part in."""
+    items = item_surprise(con, ds, signals)
     pairs = pl.from_arrow(fetch_arrow(con, "security/new_user_items", {"ds": ds}))
     if items.is_empty():
         return pairs.clear().select("user_id", pl.lit(0.0).alias("score"))
     expected = items.select("item_id", "expected")
     groups, left = [], pairs
-    while not (bursts := _bursts(left, expected, min_group)).is_empty() and bursts["surprise"][0] >= threshold:
+    bursts = _bursts(left, expected, min_group)
+    while signals.set_aside and not bursts.is_empty() and bursts["surprise"][0] >= threshold:
         group = left.filter(pl.col("item_id") == bursts["item_id"][0]).select("user_id").unique()
         groups.append(group.with_columns(pl.lit(bursts["surprise"][0]).alias("score")))
         left = left.join(group, on="user_id", how="anti")
+        bursts = _bursts(left, expected, min_group)
     rest = left.join(bursts.select("item_id", "surprise"), on="item_id", how="left").group_by("user_id").agg(
         pl.col("surprise").max().fill_null(0.0).alias("score")
     )
     return pl.concat([*groups, rest]).sort(["score", "user_id"], descending=[True, False])
 
 
-def score_entities(con: duckdb.DuckDBPyConnection, ds: date) -> pl.DataFrame:
-    """Every KG head with triples on ``ds`` that was described before it, with its score (``head``, ``score``)."""
-    return pl.from_arrow(fetch_arrow(con, "security/entity_scores", {"ds": ds, "popular_items": POPULAR_ITEMS}))
+def score_entities(con: duckdb.DuckDBPyConnection, ds: date, signals: EntitySignals = EntitySignals()) -> pl.DataFrame:
+    """Every KG head with triples on ``ds`` that was described before it, with its score (``head``, ``score``);
+    ``signals`` switches a part of the score off (an ablation; production keeps all)."""
+    params = {
+        "ds": ds, "popular_items": POPULAR_ITEMS, "copied_links": signals.copied_links,
+        "described_before": signals.described_before, "cold_only": signals.cold_only,
+    }  # fmt: skip
+    return pl.from_arrow(fetch_arrow(con, "security/entity_scores", params))
 
 
 def screen_day(con: duckdb.DuckDBPyConnection, ds: date, policy: DefencePolicy) -> Screening:
