@@ -71,6 +71,12 @@ CASES: dict[str, Case] = {
                              import_split="random80", flow=CIAO_FLOW, summary="biased MF, Ciao random 80% (GraphRec's split), ratings"),
     "graphrec-ciao80": Case("ciao-random80", "ciao", "ciao", date(2011, 4, 13), "graphrec",
                             import_split="random80", flow=CIAO_FLOW, summary="GraphRec, Ciao random 80%, its default recipe"),
+    "graphrec-plus-ciao80": Case("ciao-random80", "ciao", "ciao", date(2011, 4, 13), "graphrec-plus",
+                                 import_split="random80", flow=CIAO_FLOW, summary="GraphRec+, Ciao random 80%, its default recipe"),
+    "biased-mf-ciao60": Case("ciao-random60", "ciao", "ciao", date(2011, 4, 13), "biased-mf",
+                             import_split="random60", flow=CIAO_FLOW, summary="biased MF, Ciao random 60% (GraphRec's split), ratings"),
+    "graphrec-ciao60": Case("ciao-random60", "ciao", "ciao", date(2011, 4, 13), "graphrec",
+                            import_split="random60", flow=CIAO_FLOW, summary="GraphRec, Ciao random 60%, its default recipe"),
     # DiffNet's Yelp: the paper's protocol (1,000 sampled negatives) first, full ranking beside it, for DiffNet and
     # the two baselines the issue compares it with.
     "diffnet-yelp": Case("diffnet-yelp", "diffnet", "diffnet-yelp", date(2020, 1, 3), "diffnet", protocol=YELP_PROTOCOLS,

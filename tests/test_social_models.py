@@ -24,7 +24,10 @@ import torch
 
 from gnnrec.models.base import GraphData
 from gnnrec.models.diffnet import DiffNet, DiffNetConfig
-from gnnrec.models.graphrec import Aggregator, GraphRec, GraphRecConfig, gather_rows, item_item_graph, segment_softmax
+from gnnrec.models.base import PairScorer
+from gnnrec.models.graphrec import (
+    Aggregator, GraphRec, GraphRecConfig, gather_rows, item_item_graph, mlp, opinion_vectors, segment_softmax, split_linear,
+)
 
 CPU = torch.device("cpu")
 
@@ -187,6 +190,28 @@ def test_graphrec_scorer_splits_the_first_layer_exactly():
         direct = model.predict_from_first_layer(model.rating_first(torch.cat([h, z], dim=1)))
         torch.testing.assert_close(model.scorer().score_pairs(users, items), direct, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(model.encode().score_pairs(users, items), direct, rtol=1e-5, atol=1e-5)
+
+
+def test_split_first_layers_equal_the_concatenated_inputs():
+    torch.manual_seed(0)
+    network, layer = mlp([8, 4, 4]), torch.nn.Linear(8, 4)
+    nodes, opinions = torch.randn(5, 4), torch.randn(7, 4)
+    levels = torch.tensor([0, 6, 3, 3, 1, 2])
+    for rows in (torch.tensor([4, 0, 4, 2, 1, 3]), torch.tensor([1, 2])):  # more entries than nodes, and fewer
+        expected = network(torch.cat([nodes[rows], opinions[levels[: len(rows)]]], dim=1))
+        torch.testing.assert_close(opinion_vectors(network, nodes, rows, opinions, levels[: len(rows)]), expected)
+    messages, segment = torch.randn(6, 4), torch.tensor([0, 0, 2, 2, 2, 1])
+    torch.testing.assert_close(split_linear(layer, messages, nodes, segment), layer(torch.cat([messages, nodes[segment]], dim=1)))
+
+
+def test_graphrec_grid_scores_equal_its_pair_scores():
+    model = GraphRec.from_graph(demo_graph().graph, GraphRecConfig(embedding_dim=8), CPU).eval()
+    scorer = model.scorer()
+    scorer.pair_budget = 50  # several row blocks per call
+    users = torch.tensor([0, 5, 9, 3, 2, 8, 7])
+    with torch.no_grad():
+        grid = scorer.score(users, slice(3, 40))
+        torch.testing.assert_close(grid, PairScorer.score(scorer, users, slice(3, 40)))
 
 
 def test_diffnet_diffuses_over_the_row_normalised_social_graph_exactly():
