@@ -73,6 +73,8 @@ CASES: dict[str, Case] = {
                             import_split="random80", flow=CIAO_FLOW, summary="GraphRec, Ciao random 80%, its default recipe"),
     "graphrec-plus-ciao80": Case("ciao-random80", "ciao", "ciao", date(2011, 4, 13), "graphrec-plus",
                                  import_split="random80", flow=CIAO_FLOW, summary="GraphRec+, Ciao random 80%, its default recipe"),
+    "graphrec-plus-ciao60": Case("ciao-random60", "ciao", "ciao", date(2011, 4, 13), "graphrec-plus",
+                                 import_split="random60", flow=CIAO_FLOW, summary="GraphRec+, Ciao random 60%, its default recipe"),
     "biased-mf-ciao60": Case("ciao-random60", "ciao", "ciao", date(2011, 4, 13), "biased-mf",
                              import_split="random60", flow=CIAO_FLOW, summary="biased MF, Ciao random 60% (GraphRec's split), ratings"),
     "graphrec-ciao60": Case("ciao-random60", "ciao", "ciao", date(2011, 4, 13), "graphrec",
