@@ -70,6 +70,14 @@ def csr_tensor(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shap
         return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
 
 
+def csr_from_pairs(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A ``shape`` CSR tensor with ``values`` at (``rows``, ``cols``), given in any order."""
+    order = torch.argsort(rows * shape[1] + cols, stable=True)
+    crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=rows.device)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
+    return csr_tensor(crow, cols[order], values[order], shape)
+
+
 class _SparseMatmul(torch.autograd.Function):
     """``A @ x`` for a constant sparse ``A`` whose transpose is given: the backward is one more product, ``A^T @ grad``."""
 

@@ -19,7 +19,6 @@ edges). The attention is a buffer, so a checkpoint scores exactly as the trained
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -28,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gnnrec.models.adjacency import sparse_matmul
+from gnnrec.models.adjacency import csr_from_pairs, sparse_matmul
 from gnnrec.models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, Recipe, TripleBatch
 from gnnrec.models.bpr import bpr_loss
 from gnnrec.models.kgcn import item_nodes
@@ -76,15 +75,6 @@ def collaborative_edges(graph: GraphData, nodes: np.ndarray, num_entity_nodes: i
     relation = np.concatenate([np.zeros(len(users), np.int64), np.full(len(users), inverse), kg_relation, kg_relation + inverse])
     order = np.lexsort((relation, tail, head))
     return head[order], relation[order], tail[order]
-
-
-def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*support is in beta.*")
-        order = torch.argsort(rows * size + cols, stable=True)
-        crow = torch.zeros(size + 1, dtype=torch.int64, device=rows.device)
-        crow[1:] = torch.cumsum(torch.bincount(rows, minlength=size), 0)
-        return torch.sparse_csr_tensor(crow, cols[order], values[order], (size, size), check_invariants=False)
 
 
 class KGAT(Model):
@@ -185,8 +175,8 @@ class KGAT(Model):
         """The attention matrix ``A[h, t] = pi(h, r, t)`` (summed over parallel edges) and its transpose, as CSR."""
         version = self.attention._version
         if self._adjacency is None or self._adjacency[2] != version or self._adjacency[0].device != self.attention.device:
-            matrix = _csr(self.edge_head, self.edge_tail, self.attention, self.num_nodes)
-            transposed = _csr(self.edge_tail, self.edge_head, self.attention, self.num_nodes)
+            matrix = csr_from_pairs(self.edge_head, self.edge_tail, self.attention, (self.num_nodes, self.num_nodes))
+            transposed = csr_from_pairs(self.edge_tail, self.edge_head, self.attention, (self.num_nodes, self.num_nodes))
             self._adjacency = (matrix, transposed, version)
         return self._adjacency[0], self._adjacency[1]
 

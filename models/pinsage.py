@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gnnrec.models.adjacency import csr_from_pairs, sparse_matmul
 from gnnrec.models.base import GraphData, InnerProductScorer, Input, Model, PairBatch, PairScorer, Recipe
 
 
@@ -196,13 +197,24 @@ class PinSage(Model):
         for k in range(self.config.num_layers):
             targets = layers[self.config.num_layers - 1 - k]
             own = hidden[torch.searchsorted(nodes, targets)]
-            neighbor_rows = torch.searchsorted(nodes, self.neighbors[targets])  # |targets| x T
-            pooled = torch.relu(self.pool[k](hidden[neighbor_rows]))
-            importance = self.weights[targets].unsqueeze(-1)
-            pooled = (pooled * importance).sum(dim=1) / importance.sum(dim=1).clamp(min=1e-12)
+            # ReLU(Q h_v + q) depends on the neighbour alone: each node is transformed once and pooled by a sparse
+            # product, never spelt out per (target, neighbour) pair.
+            pooling, pooling_t = self._pooling_matrices(targets, nodes)
+            pooled = sparse_matmul(pooling, pooling_t, torch.relu(self.pool[k](hidden)))
             hidden = F.normalize(torch.relu(self.combine[k](torch.cat([own, pooled], dim=1))), dim=1)
             nodes = targets
         return self.head(hidden[torch.searchsorted(nodes, items)])
+
+    def _pooling_matrices(self, targets: torch.Tensor, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``gamma`` as a sparse ``|targets| x |nodes|`` matrix of normalised importances (the padding neighbours,
+        of importance 0, left out) and its transpose, for :func:`sparse_matmul`."""
+        importance = self.weights[targets]
+        normalised = importance / importance.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        rows, slot = torch.nonzero(importance > 0, as_tuple=True)
+        cols = torch.searchsorted(nodes, self.neighbors[targets][rows, slot])
+        values = normalised[rows, slot]
+        shape = (len(targets), len(nodes))
+        return csr_from_pairs(rows, cols, values, shape), csr_from_pairs(cols, rows, values, shape[::-1])
 
     def encode(self) -> SampledItemScorer:
         return SampledItemScorer(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gnnrec.models.base import GraphData, PairBatch, RatingBatch
 from gnnrec.models.gcmc import GCMC, GCMCConfig
@@ -126,6 +127,31 @@ def test_pinsage_neighbours_are_the_most_visited_items_through_users_and_seeded(
     assert (neighbors[0][weights[0] == 0] == 5).all()  # padded with the padding item
     assert np.allclose(weights[:5].sum(1), 1) and (weights[5] == 0).all()
     assert (np.diff(weights, axis=1) <= 0).all()  # most visited first
+
+
+def test_pinsage_convolves_as_algorithm_1_writes_it():
+    """CONVOLVE per target, written out pair by pair: n_u = sum_v alpha_uv ReLU(Q h_v + q) / sum_v alpha_uv,
+    z_u = normalize(ReLU(W [h_u || n_u] + w)), twice, then the dense head."""
+    model = PinSage.from_graph(graph(), PinSageConfig(embedding_dim=4, num_neighbors=2), CPU).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_()
+
+        def convolve(item: int, depth: int) -> torch.Tensor:
+            h = model.item_features.weight[item]
+            if depth == 0:
+                return h
+            k = depth - 1  # layer 0 convolves the input features
+            own = convolve(item, depth - 1)
+            pooled = torch.zeros(4)
+            for v, alpha in zip(model.neighbors[item].tolist(), model.weights[item].tolist()):
+                pooled += alpha * torch.relu(model.pool[k](convolve(v, depth - 1)))
+            pooled /= max(float(model.weights[item].sum()), 1e-12)
+            return F.normalize(torch.relu(model.combine[k](torch.cat([own, pooled]))), dim=0)
+
+        expected = torch.stack([model.head(convolve(item, model.config.num_layers)) for item in range(5)])
+        torch.testing.assert_close(model.embed_items(torch.arange(5)), expected)
 
 
 def test_pinsage_sampled_embeddings_match_the_catalog_and_a_step_touches_only_its_neighbourhood():
