@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import print_table, run_isolated, write_results  # noqa: E402
+from bench.common import print_table, rank_checkpoint_for_publishing, run_isolated, write_results  # noqa: E402
 
 CASE = "graphrec-ciao80"
 USER_BATCH, ITEM_CHUNK = 1024, 16384  # rank_top_k's defaults, which the pipeline publishes with
@@ -69,21 +69,9 @@ def floor(snapshot: str, as_of: str, dim: int, k: int) -> dict[str, float]:
 
 
 def ours(snapshot: str, checkpoint: str, k: int) -> dict[str, float]:
-    from datetime import date
-
-    from gnnrec.tasks.graph.snapshot import read_snapshot
-    from gnnrec.tasks.learn.train import load_checkpoint
-    from gnnrec.tasks.steps import TrainedModel, rank_for_publishing
-
-    started = time.perf_counter()
-    day = read_snapshot(Path(snapshot))
-    _, meta = load_checkpoint(Path(checkpoint))
-    trained = TrainedModel(Path(checkpoint), date.fromisoformat(meta["as_of"]), None)
-    loaded = time.perf_counter()
-    top = rank_for_publishing(day, trained, k, torch.device("cpu"))
-    ranked = time.perf_counter()
-    return {"users": len(top.users), "listed": int((top.items >= 0).sum()), "load_seconds": loaded - started,
-            "rank_seconds": ranked - loaded}
+    _, top, load_seconds, rank_seconds = rank_checkpoint_for_publishing(Path(snapshot), Path(checkpoint), k)
+    return {"users": len(top.users), "listed": int((top.items >= 0).sum()), "load_seconds": load_seconds,
+            "rank_seconds": rank_seconds}
 
 
 def trained_graphrec(work: Path, epochs: int, scratch: Path) -> tuple[Path, Path, str]:
