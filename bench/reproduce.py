@@ -95,6 +95,9 @@ CASES: dict[str, Case] = {
                         summary="GC-MC, ML-100K u1 ratings (RMSE, MAE), its default recipe"),
     "ngcf-gowalla": Case("gowalla", "lightgcn", "gowalla", date(2020, 1, 2), "ngcf",
                          summary="NGCF, Gowalla, 3 layers, its default recipe"),
+    # GC-MC as the NGCF paper ran it on Gowalla: one "interacted" level, BPR, full ranking (models/gcmc_implicit.py).
+    "gcmc-gowalla": Case("gowalla", "lightgcn", "gowalla", date(2020, 1, 2), "gcmc-implicit",
+                         summary="GC-MC on implicit feedback, Gowalla, one convolution, its default recipe"),
     "pinsage-gowalla": Case("gowalla", "lightgcn", "gowalla", date(2020, 1, 2), "pinsage",
                             summary="PinSage, Gowalla, 2 convolutions, its default recipe"),
     # KGCN's Last.FM: listens of KG-linked artists, random 6:2:2 (train D-2, validation D-1, test D). The flow's

@@ -168,10 +168,7 @@ class GCMC(Model):
             nn.init.xavier_uniform_(self.level_weights.data[r])
         self.user_dense = nn.Linear(hidden, config.embedding_dim, bias=False)
         self.item_dense = nn.Linear(hidden, config.embedding_dim, bias=False)
-        self.basis = nn.Parameter(torch.empty(config.num_basis, config.embedding_dim, config.embedding_dim))
-        nn.init.orthogonal_(self.basis.view(config.num_basis * config.embedding_dim, config.embedding_dim))
-        self.coefficients = nn.Parameter(torch.empty(num_levels, config.num_basis))
-        nn.init.xavier_uniform_(self.coefficients)
+        self.basis, self.coefficients = bilinear_decoder_parameters(num_levels, config.num_basis, config.embedding_dim)
 
     @classmethod
     def from_graph(cls, graph: GraphData, config: GCMCConfig, device: torch.device) -> GCMC:
@@ -187,10 +184,9 @@ class GCMC(Model):
         _, last = np.unique(keys[::-1], return_index=True)
         keep = len(keys) - 1 - last
         users, items, level_of = users[keep], items[keep], level_of[keep]
-        num_nodes = graph.num_users + graph.num_items
-        degree = np.bincount(np.concatenate([users, items + graph.num_users]), minlength=num_nodes).astype(np.float64)
+        degree = node_degree(users, items, graph.num_users, graph.num_items)
         adjacencies = [
-            _level_adjacency(users[level_of == r], items[level_of == r], graph.num_users, degree) for r in range(len(levels))
+            level_adjacency(users[level_of == r], items[level_of == r], graph.num_users, degree) for r in range(len(levels))
         ]
         return cls(graph.num_users, graph.num_items, len(levels), config, adjacencies=adjacencies,
                    degree=torch.from_numpy(degree), levels=torch.from_numpy(levels)).to(device)
@@ -216,18 +212,9 @@ class GCMC(Model):
     def encode(self) -> GCMCScorer:
         config = self.config
         weights = self.level_weights.cumsum(dim=0) if config.ordinal_sharing else self.level_weights
-        if self.training and config.dropout > 0:  # node dropout: all of a node's messages, on every level
-            keep = 1.0 - config.dropout
-            mask = torch.bernoulli(torch.full((weights.shape[1], 1), keep, device=weights.device)) / keep
-            weights = weights * mask
-        # Left normalisation 1/|N_i| = D^-1/2 (D^-1/2 A_r D^-1/2) D^1/2: the symmetric operator, rescaled on both
-        # sides, so the cheap symmetric backward still applies.
-        root = self.degree.clamp(min=1).sqrt().unsqueeze(1)
-        messages = []
-        for r in range(self.num_levels):
-            inputs = weights[r] * root if config.normalization == "left" else weights[r]
-            message = symmetric_propagate(self._adjacency(r), inputs)
-            messages.append(message / root if config.normalization == "left" else message)
+        weights = node_dropout(weights, config.dropout, self.training)
+        root = degree_root(self.degree)
+        messages = [level_message(self._adjacency(r), weights[r], root, config.normalization) for r in range(self.num_levels)]
         hidden = torch.relu(torch.cat(messages, dim=1) if config.accumulation == "stack" else torch.stack(messages).sum(0))
         hidden = F.dropout(hidden, config.dropout, self.training)
         users = self.user_dense(hidden[: self.num_users])
@@ -253,7 +240,12 @@ class GCMC(Model):
         return loss
 
 
-def _level_adjacency(users: np.ndarray, items: np.ndarray, num_users: int, degree: np.ndarray) -> torch.Tensor:
+def node_degree(users: np.ndarray, items: np.ndarray, num_users: int, num_items: int) -> np.ndarray:
+    """``|N_i|`` for every node (users first) over the given edges, every level together."""
+    return np.bincount(np.concatenate([users, items + num_users]), minlength=num_users + num_items).astype(np.float64)
+
+
+def level_adjacency(users: np.ndarray, items: np.ndarray, num_users: int, degree: np.ndarray) -> torch.Tensor:
     """``D^-1/2 A_r D^-1/2`` for one level's edges (both directions), with ``D`` the degree over every level."""
     num_nodes = len(degree)
     rows = np.concatenate([users, items + num_users])
@@ -264,3 +256,39 @@ def _level_adjacency(users: np.ndarray, items: np.ndarray, num_users: int, degre
         coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(values),
                                       (num_nodes, num_nodes), check_invariants=False)
         return coo.coalesce().to_sparse_csr()
+
+
+def degree_root(degree: torch.Tensor) -> torch.Tensor:
+    """``sqrt(|N_i|)`` as a column (isolated nodes: 1), the rescaling :func:`level_message` takes."""
+    return degree.clamp(min=1).sqrt().unsqueeze(1)
+
+
+def node_dropout(weights: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Node dropout (sec. 2.5) on per-level tables ``levels x nodes x width``: while training, every message of a
+    node, on every level, is dropped with probability ``rate`` and the survivors rescaled by ``1 / (1 - rate)``."""
+    if not training or rate == 0:
+        return weights
+    keep = 1.0 - rate
+    mask = torch.bernoulli(torch.full((weights.shape[-2], 1), keep, device=weights.device)) / keep
+    return weights * mask
+
+
+def level_message(adjacency: torch.Tensor, inputs: torch.Tensor, root: torch.Tensor, normalization: str) -> torch.Tensor:
+    """``mu_{i,r} = sum_{j in N_{i,r}} (1 / c_ij) W_r x_j`` for every node (eq. 2), from one level's symmetric
+    operator (:func:`level_adjacency`), the level's table ``inputs`` and :func:`degree_root`.
+
+    Left normalisation ``1/|N_i| = D^-1/2 (D^-1/2 A_r D^-1/2) D^1/2``: the symmetric operator, rescaled on both
+    sides, so the cheap symmetric backward still applies."""
+    if normalization == "left":
+        return symmetric_propagate(adjacency, inputs * root) / root
+    return symmetric_propagate(adjacency, inputs)
+
+
+def bilinear_decoder_parameters(num_levels: int, num_basis: int, dim: int) -> tuple[nn.Parameter, nn.Parameter]:
+    """The decoder's basis matrices ``P_s`` (``S x d x d``, orthogonal) and coefficients ``a_rs`` (``R x S``,
+    Glorot), so that ``Q_r = sum_s a_rs P_s`` (sec. 2.6)."""
+    basis = nn.Parameter(torch.empty(num_basis, dim, dim))
+    nn.init.orthogonal_(basis.view(num_basis * dim, dim))
+    coefficients = nn.Parameter(torch.empty(num_levels, num_basis))
+    nn.init.xavier_uniform_(coefficients)
+    return basis, coefficients

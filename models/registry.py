@@ -20,6 +20,7 @@ from gnnrec.models.base import GraphData, Model, Recipe
 from gnnrec.models.biased_mf import BiasedMF
 from gnnrec.models.diffnet import DiffNet
 from gnnrec.models.gcmc import GCMC
+from gnnrec.models.gcmc_implicit import GCMCImplicit
 from gnnrec.models.graphrec import GraphRec, GraphRecPlus
 from gnnrec.models.kgat import KGAT
 from gnnrec.models.kgcn import KGCN, KGNNLS
@@ -38,6 +39,7 @@ MODELS: dict[str, type[Model]] = {
     "graphrec": GraphRec,
     "graphrec-plus": GraphRecPlus,
     "gcmc": GCMC,
+    "gcmc-implicit": GCMCImplicit,
     "ngcf": NGCF,
     "pinsage": PinSage,
     "kgcn": KGCN,

@@ -1,4 +1,4 @@
-"""NGCF, GC-MC and PinSage against their papers' equations, on graphs small enough to write out densely."""
+"""NGCF, GC-MC (on ratings and on implicit feedback) and PinSage against their papers' equations, on graphs small enough to write out densely."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from gnnrec.models.base import GraphData, PairBatch, RatingBatch
-from gnnrec.models.gcmc import GCMC, GCMCConfig
+from gnnrec.models.gcmc import GCMC, GCMCConfig, node_dropout
+from gnnrec.models.gcmc_implicit import GCMCImplicit, GCMCImplicitConfig
 from gnnrec.models.ngcf import NGCF, NGCFConfig
 from gnnrec.models.pinsage import PinSage, PinSageConfig, importance_neighbors
 from gnnrec.models.registry import build_model, resolve_recipe
@@ -114,6 +115,42 @@ def test_gcmc_learns_the_ratings_it_trains_on_and_needs_them():
     assert (predicted - batch.ratings).abs().max() < 0.5, predicted
     with pytest.raises(ValueError, match="needs ratings data"):
         build_model("gcmc", graph(ratings=False))
+
+
+@pytest.mark.parametrize("normalization", ["left", "symmetric"])
+def test_gcmc_implicit_is_one_level_gcmc_scored_by_the_bilinear_logit(normalization):
+    config = GCMCImplicitConfig(hidden_dim=6, embedding_dim=4, dropout=0.0, normalization=normalization, num_basis=2)
+    model = GCMCImplicit.from_graph(graph(), config, CPU).eval()
+    a = dense_adjacency(4, 5, USERS, ITEMS)
+    degree = a.sum(1)
+    c = degree[:, None] * np.ones_like(a) if normalization == "left" else np.sqrt(np.outer(degree, degree))
+    hidden = torch.relu(torch.tensor(a / c, dtype=torch.float32) @ model.node_weights.detach())  # one level, eqs. 2-3
+    encoded = model.encode()
+    with torch.no_grad():
+        users, items = model.user_dense(hidden[:4]), model.item_dense(hidden[4:])
+        q = torch.einsum("s,sde->de", model.coefficients[0], model.basis)  # Q = sum_s a_s P_s
+        expected = users @ q @ items.T  # u^T Q v for every pair
+        torch.testing.assert_close(encoded.score(torch.arange(4), slice(0, 5)), expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(encoded.user_vectors, users, rtol=1e-5, atol=1e-6)
+
+
+def test_gcmc_implicit_sees_every_interaction_as_one_edge_whatever_its_rating():
+    with_ratings = GCMCImplicit.from_graph(graph(ratings=True), GCMCImplicitConfig(), CPU)
+    repeated = GraphData(4, 5, np.concatenate([USERS, USERS[:3]]), np.concatenate([ITEMS, ITEMS[:3]]))
+    for other in (with_ratings, GCMCImplicit.from_graph(repeated, GCMCImplicitConfig(), CPU)):
+        assert other.degree.tolist() == [2, 3, 2, 3, 2, 2, 2, 2, 2]
+        for part in ("crow", "col", "values"):
+            assert torch.equal(getattr(other, f"adjacency_{part}"), getattr(with_ratings, f"adjacency_{part}"))
+
+
+def test_node_dropout_drops_whole_nodes_and_rescales_the_rest_only_in_training():
+    weights = torch.ones(3, 1000, 2)  # levels x nodes x width
+    dropped = node_dropout(weights, 0.25, training=True)
+    per_node = dropped[0, :, 0]
+    assert torch.equal(per_node.unique(), torch.tensor([0.0, 1 / 0.75]))
+    assert torch.equal(dropped, per_node.view(1, 1000, 1).expand(3, 1000, 2))  # every level and column of a node alike
+    assert 150 < int((per_node == 0).sum()) < 350
+    assert torch.equal(node_dropout(weights, 0.25, training=False), weights)
 
 
 def test_pinsage_neighbours_are_the_most_visited_items_through_users_and_seeded():

@@ -6,6 +6,7 @@ import json
 from datetime import date
 
 import duckdb
+import numpy as np
 import pytest
 
 from gnnrec.flows.daily import run_daily
@@ -113,3 +114,44 @@ def test_each_run_is_named_after_its_model_and_day_and_recorded_with_its_flow_ru
     # the flow run carries each option as a parameter of its own, the models as a list
     assert sorted(run.parameters["model"] for run in runs) == [["lightgcn"], ["lightgcn"], ["pop"]]
     assert all(run.parameters["top_k"] == 20 and run.parameters["epochs"] == 4 for run in runs)
+
+
+def test_gcmc_implicit_publishes_in_taste_lists_from_a_day_without_ratings(prefect_harness, tmp_path):
+    """An implicit dataset like Gowalla (the lightgcn importer: check-ins, no rating column) refuses ``gcmc`` and
+    runs ``gcmc-implicit``. 4 taste clusters of 20 items; each user trained on 8 items of their cluster and tests
+    on 2 more, so 10 of their cluster's items are left to recommend: the published top 5 should come from them."""
+    from gnnrec.tasks.data.importers import import_dataset
+
+    rng = np.random.default_rng(3)
+    folder, clusters, per_cluster, users = tmp_path / "checkins", 4, 20, 80
+    folder.mkdir()
+    train, test = [], []
+    for user in range(users):
+        liked = (user % clusters) * per_cluster + rng.permutation(per_cluster)[:10]
+        train.append(f"{user} " + " ".join(map(str, liked[:8])))
+        test.append(f"{user} " + " ".join(map(str, liked[8:])))
+    (folder / "train.txt").write_text("\n".join(train) + "\n")
+    (folder / "test.txt").write_text("\n".join(test) + "\n")
+    ds = date(2020, 1, 2)
+    landing, db = tmp_path / "landing", tmp_path / "gnnrec.duckdb"
+    import_dataset("lightgcn", folder, landing, day=ds)
+    params = DailyParams(ds=ds, model="gcmc-implicit", top_k=5, epochs=20, landing=landing, db=db)
+    with pytest.raises(ValueError, match="model 'gcmc' needs ratings data"):
+        run_daily(params.model_copy(update={"model": "gcmc"}))
+    result = run_daily(params)
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("select user_id, rank, item_id, score from recs.topk where model = 'gcmc-implicit' "
+                           "order by user_id, rank").fetchall()
+        seen = set(con.execute("select user_id, item_id from clean.interactions").fetchall())
+        recorded = {m for (m,) in con.execute("select distinct metric from ops.metrics where run_id = ?", [result.run_id]).fetchall()}
+    by_user: dict[str, list] = {}
+    for user, rank, item, score in rows:
+        by_user.setdefault(user, []).append((rank, item, score))
+    assert set(by_user) == {str(u) for u in range(users)}
+    for user, recs in by_user.items():
+        assert [r for r, _, _ in recs] == [1, 2, 3, 4, 5]
+        assert [s for _, _, s in recs] == sorted((s for _, _, s in recs), reverse=True)
+        assert not any((user, item) in seen for _, item, _ in recs)
+    in_cluster = np.mean([int(item) // per_cluster == int(user) % clusters for user, _, item, _ in rows])
+    assert in_cluster > 0.9, in_cluster  # popularity would put about a quarter of them there
+    assert {"recall", "ndcg"} <= recorded and "rmse" not in recorded  # judged as a ranking model
