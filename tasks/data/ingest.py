@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 
 from gnnrec.tasks.data.contracts import SOURCES, SourceContract
-from gnnrec.tasks.ops.db import partition_sql, replace_partition, sql_text, transaction
+from gnnrec.tasks.ops.db import ARROW_LEVEL, partition_sql, replace_partition, sql_text, transaction
 from gnnrec.tasks.ops.failpoints import failpoint
 from gnnrec.tasks.data.progress import day_states, mark_day
 
@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 READERS = (".csv", ".parquet", ".jsonl", ".csv.gz", ".jsonl.gz")
 # Raw columns that describe a landed line no reader could split into fields: the rule it broke and its text.
 MALFORMED_COLUMNS = ("malformed_rule", "malformed_text")
-# Polars' newest Arrow layout (string views) reaches DuckDB without re-encoding every string on the way.
-ARROW_LEVEL = pl.CompatLevel.newest()
 
 
 class LandingError(ValueError):

@@ -26,9 +26,8 @@ import pyarrow as pa
 from gnnrec.tasks.data.contracts import (
     FUTURE_RULE, SOURCES, SourceContract, after_the_day, keeps_every_rule, latest_event_time, stripped,
 )  # fmt: skip
-from gnnrec.tasks.ops.db import partition_sql, query_arrow, sql_text, transaction
+from gnnrec.tasks.ops.db import ARROW_LEVEL, partition_sql, query_arrow, sql_text, transaction
 from gnnrec.tasks.ops.failpoints import failpoint
-from gnnrec.tasks.data.ingest import ARROW_LEVEL
 from gnnrec.tasks.data.progress import mark_day
 
 log = logging.getLogger(__name__)
