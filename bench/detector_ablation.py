@@ -130,7 +130,6 @@ def _land_days(db: Path, landing: Path, days: list[date]) -> None:
 
     for day in days:
         steps.ingest(db, landing, day)
-        steps.validate(db, day)
 
 
 def main() -> None:

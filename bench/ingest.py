@@ -3,8 +3,8 @@ against DuckDB's own ``read_csv`` / ``read_parquet`` into a table, measured in t
 
     python bench/ingest.py [--rows 10000000]
 
-Ours = ``ingest_partition`` + ``validate_partition`` into a fresh warehouse file: raw, clean, quarantine and
-``ops.ingest_files``, exactly what the daily flow does for one landed day. Floor = ``create table t as select *
+Ours = ``ingest_partition`` into a fresh warehouse file: raw, clean, quarantine and ``ops.ingest_files`` in one
+pass and one transaction, exactly what the daily flow does for one landed day. Floor = ``create table t as select *
 from read_csv(...)`` (or ``read_parquet``) into a fresh DuckDB file. Each side runs in its own process, so its peak
 RSS is its own, and the sides alternate. Target: ours >= 50% of the floor's rows per second.
 """
@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import print_table, run_isolated, write_results  # noqa: E402
 from gnnrec.tasks.ops.db import connect  # noqa: E402
 from gnnrec.tasks.data.ingest import ingest_partition, partition_dir  # noqa: E402
-from gnnrec.tasks.data.validate import validate_partition  # noqa: E402
 
 DAY = date(2026, 1, 1)
 USERS, ITEMS = 1_000_000, 200_000
@@ -101,14 +100,10 @@ def ours(fmt: str, landing: str, db: str) -> dict[str, float]:
     with connect(Path(db)) as con:
         con.execute("set enable_progress_bar = false")
         started = time.perf_counter()
-        ingest_partition(con, Path(landing), DAY)
+        report = ingest_partition(con, Path(landing), DAY)
         ingested = time.perf_counter()
-        (summary,) = [s for s in validate_partition(con, DAY) if s.source == "interactions"]
-        validated = time.perf_counter()
-    return {
-        "rows_loaded": summary.rows_loaded, "rows_quarantined": summary.rows_quarantined,
-        "ingest_seconds": ingested - started, "validate_seconds": validated - ingested,
-    }  # fmt: skip
+    (summary,) = [s for s in report.validation if s.source == "interactions"]
+    return {"rows_loaded": summary.rows_loaded, "rows_quarantined": summary.rows_quarantined, "ingest_seconds": ingested - started}
 
 
 def main() -> None:
@@ -139,8 +134,8 @@ def main() -> None:
                 "file_mib": round(path.stat().st_size / 2**20),
                 "floor_seconds": round(floor_s, 2), "ours_seconds": round(ours_s, 2),
                 "floor_rows_per_second": round(args.rows / floor_s), "ours_rows_per_second": round(args.rows / ours_s),
+                # ingest and validation in one transaction; the rest of ours_seconds is opening and closing the file
                 "ours_ingest_seconds": round(stages["ingest_seconds"], 2),
-                "ours_validate_seconds": round(stages["validate_seconds"], 2),
                 "ratio": round(ratio, 3),
                 "floor_peak_rss_mib": round(floor_rss), "ours_peak_rss_mib": round(ours_rss),
             }  # fmt: skip
@@ -150,7 +145,7 @@ def main() -> None:
                  f"{floor_s:6.2f} s  {f['floor_rows_per_second']:>10,} rows/s  peak RSS {f['floor_peak_rss_mib']} MiB"),
                 (f"{fmt}: ours (ingest + validate)",
                  f"{ours_s:6.2f} s  {f['ours_rows_per_second']:>10,} rows/s  peak RSS {f['ours_peak_rss_mib']} MiB"
-                 f"  (ingest {f['ours_ingest_seconds']:.2f} s, validate {f['ours_validate_seconds']:.2f} s)"),
+                 f"  (ingest and validate in one pass {f['ours_ingest_seconds']:.2f} s)"),
                 (f"{fmt}: ratio to floor speed (target >= {TARGET})", f"{ratio:.3f}"),
             ]  # fmt: skip
     table.append(("peak RSS of a child that only imports", f"{figures['idle_child_peak_rss_mib']} MiB"))

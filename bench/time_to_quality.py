@@ -77,7 +77,6 @@ def main() -> None:
         import_dataset(case.import_format, SHARED_DATA / case.folder, landing, day=case.ds)
         for day in steps.pending_days(db, landing, case.ds):
             steps.ingest(db, landing, day)
-            steps.validate(db, day)
         steps.build_graph(db, case.ds)
         with connect(db) as con:
             holdout = load_holdout(con, case.ds, 1)

@@ -16,7 +16,6 @@ from pydantic import Field, field_validator, model_validator
 from gnnrec.flows.concurrency import writer_slot
 from gnnrec.flows.daily import (
     DailyResult, Writer, check_data_contracts, find_pending_days, ingest_partition, process_day, run_parameters,
-    validate_partition,
 )
 from gnnrec.flows.params import (
     DailyParams, check_day_range, check_holdout_reach, flat_flow_parameters, iso_day, options_only,
@@ -114,8 +113,7 @@ def backfill_recommendations(**options: object) -> BackfillResult:
         # Earlier days whose files changed since they were ingested come first, as a daily run would do, and they
         # pass the same data contracts; their expectation results are recorded under this flow run's id.
         for day in [d for d in find_pending_days(params.db, params.landing, params.start) if d < params.start]:
-            ingest_partition(params.db, params.landing, day)
-            validation = validate_partition(params.db, day, params.future_tolerance)
+            validation = ingest_partition(params.db, params.landing, day, params.future_tolerance).validation
             check_data_contracts(params.db, day, str(flow_run.get_id()), params.contracts, validation, None)
         for number, (day, train) in enumerate(plan, start=1):
             day_params = params.for_day(day)

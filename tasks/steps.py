@@ -28,7 +28,7 @@ from gnnrec.tasks.data.quality import DayContracts, check_contracts
 from gnnrec.tasks.learn.ranking import TopK, rank_top_k
 from gnnrec.tasks.graph.snapshot import DaySnapshot
 from gnnrec.tasks.learn.train import EpochProgress, TrainingReport, fit, load_checkpoint, save_checkpoint
-from gnnrec.tasks.data.validate import DEFAULT_FUTURE_TOLERANCE, SourceValidation, validate_partition
+from gnnrec.tasks.data.validate import DEFAULT_FUTURE_TOLERANCE, SourceValidation
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +56,10 @@ def pending_days(db: Path, landing: Path, ds: date) -> list[date]:
         return days_to_ingest(con, landing, ds)
 
 
-def ingest(db: Path, landing: Path, ds: date) -> IngestReport:
+def ingest(db: Path, landing: Path, ds: date, future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE) -> IngestReport:
+    """Ingest and validate the day (its report's ``validation`` holds each source's tally)."""
     with connect(db) as con:
-        return ingest_partition(con, landing, ds)
-
-
-def validate(db: Path, ds: date, future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE) -> list[SourceValidation]:
-    with connect(db) as con:
-        return validate_partition(con, ds, future_tolerance)
+        return ingest_partition(con, landing, ds, future_tolerance)
 
 
 def check_data_contracts(

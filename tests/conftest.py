@@ -35,7 +35,6 @@ def planted_world(tmp_path_factory) -> tuple[Path, Path, date]:
     summary = generate_demo_world(landing, start=DEMO_START, days=10, users=1200, items=600, seed=11)
     for day in summary.days:
         steps.ingest(db, landing, day)
-        steps.validate(db, day)
     steps.build_graph(db, summary.days[-1])
     return landing, db, summary.days[-1]
 

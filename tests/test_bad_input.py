@@ -21,7 +21,6 @@ import pytest
 
 from gnnrec.tasks.ops.db import connect
 from gnnrec.tasks.data.ingest import LandingError, ingest_partition, landed_days, landed_fingerprint, sha256_of
-from gnnrec.tasks.data.validate import validate_partition
 
 DAY = date(2026, 1, 3)
 TS = "2026-01-03T10:00:00Z"
@@ -189,7 +188,6 @@ def test_bad_input_case(tmp_path: Path, case: Case):
     path = f"{case.source}/ds={DAY.isoformat()}/{case.name}"
     with connect(tmp_path / "w.duckdb") as con:
         ingest_partition(con, landing, DAY)
-        validate_partition(con, DAY)
         (record,) = con.execute(
             "select status, error, rows_read, rows_loaded, rows_quarantined, missing_columns, extra_columns "
             "from ops.ingest_files where path = ?", [path],
@@ -221,7 +219,6 @@ def test_padded_ids_crlf_and_bom_reach_clean_as_plain_values(tmp_path: Path):
     _land(landing, "interactions", "a.csv", ("\ufeff" + HEADER + f"  u1 ,\ti1 ,VIEW,,{TS}\r\nu2,i2,rate,4,{TS}\r\n").encode())
     with connect(tmp_path / "w.duckdb") as con:
         ingest_partition(con, landing, DAY)
-        validate_partition(con, DAY)
         assert con.execute("select source_line, user_id, item_id, event, rating, ts from clean.interactions order by 1").fetchall() == [
             (2, "u1", "i1", "view", None, datetime(2026, 1, 3, 10)),
             (3, "u2", "i2", "rate", 4.0, datetime(2026, 1, 3, 10)),
@@ -233,7 +230,6 @@ def test_a_quarantined_malformed_line_keeps_the_fields_it_had(tmp_path: Path):
     _land(landing, "interactions", "a.csv", (HEADER + f"u1,i1,view,,{TS},surplus\n").encode())
     with connect(tmp_path / "w.duckdb") as con:
         ingest_partition(con, landing, DAY)
-        validate_partition(con, DAY)
         (record,) = con.execute("select record from quarantine.interactions").fetchone()
     assert json.loads(record) == {"user_id": "u1", "item_id": "i1", "event": "view", "ts": TS, "rating": None}
 
@@ -324,7 +320,6 @@ def test_every_entry_of_a_day_folder_that_is_not_read_is_recorded_with_its_reaso
     try:
         with connect(tmp_path / "w.duckdb") as con:
             first = ingest_partition(con, landing, DAY)
-            validate_partition(con, DAY)
             assert con.execute(NOT_READ).fetchall() == expected
             assert first.rows_read("interactions") == 1 and first.rows_read("social") == 0
             # what is landed fingerprints as what was recorded, so the day is not ingested again for nothing
@@ -332,7 +327,6 @@ def test_every_entry_of_a_day_folder_that_is_not_read_is_recorded_with_its_reaso
             assert landed_fingerprint(landing, DAY) == recorded
             # a re-run with the same entries records the same rows
             again = ingest_partition(con, landing, DAY)
-            validate_partition(con, DAY)
             assert again.skipped == [f"interactions/{day}/good.csv"]
             assert con.execute(NOT_READ).fetchall() == expected
             assert con.execute("select count(*) from clean.interactions").fetchone() == (1,)
@@ -369,7 +363,6 @@ def test_a_day_folder_spelled_another_way_is_reported_under_its_day(tmp_path: Pa
     assert landed_days(landing, BEFORE) == [BEFORE]
     with connect(tmp_path / "w.duckdb") as con:
         ingest_partition(con, landing, BEFORE)
-        validate_partition(con, BEFORE)
         assert con.execute("select ds, source, path, sha256, status, rows_read, error from ops.ingest_files").fetchall() == [
             (BEFORE, "interactions", f"interactions/{spelling}", "", "failed", None,
              f"day folder {spelling!r} is not spelled ds=2026-01-02 exactly; not read"),
@@ -427,8 +420,7 @@ def test_the_future_tolerance_is_a_parameter_of_validation_and_its_limit_is_incl
         + "u1,i4,view,,2026-01-02T23:00:00Z\n"    # line 5: the day before: late-arriving, valid
     ).encode())  # fmt: skip
     with connect(tmp_path / "w.duckdb") as con:
-        ingest_partition(con, landing, DAY)
-        (summary, *_) = validate_partition(con, DAY, future_tolerance=tolerance)
+        (summary, *_) = ingest_partition(con, landing, DAY, future_tolerance=tolerance).validation
         rows = con.execute("select source_line, column_name, rule from quarantine.interactions order by all").fetchall()
         files = con.execute("select rows_read, rows_loaded, rows_quarantined from ops.ingest_files").fetchall()
     assert rows == [(line, "ts", "ts_not_after_partition_day") for line in quarantined]
@@ -439,7 +431,7 @@ def test_the_future_tolerance_is_a_parameter_of_validation_and_its_limit_is_incl
 
 def test_a_negative_future_tolerance_is_refused(tmp_path: Path):
     with connect(tmp_path / "w.duckdb") as con, pytest.raises(ValueError, match="future_tolerance must not be negative"):
-        validate_partition(con, DAY, future_tolerance=timedelta(hours=-1))
+        ingest_partition(con, tmp_path, DAY, future_tolerance=timedelta(hours=-1))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -453,12 +445,10 @@ def test_a_file_with_the_same_hash_is_skipped_and_a_changed_one_replaces_its_row
     changing = _land(landing, "interactions", "b.csv", (HEADER + f"u2,i2,view,,{TS}\nu3,i3,view,,{TS}\n").encode())
     with connect(tmp_path / "w.duckdb") as con:
         first = ingest_partition(con, landing, DAY)
-        validate_partition(con, DAY)
         assert first.skipped == []
 
         changing.write_bytes((HEADER + f"u4,i4,view,,{TS}\n").encode())
         second = ingest_partition(con, landing, DAY)
-        validate_partition(con, DAY)
         assert second.skipped == ["interactions/ds=2026-01-03/a.csv"]
         assert con.execute("select source_file, source_line, user_id from raw.interactions order by all").fetchall() == [
             ("interactions/ds=2026-01-03/a.csv", 2, "u1"),

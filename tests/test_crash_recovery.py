@@ -102,8 +102,7 @@ def sweep(prefect_harness, world):
 def test_every_failpoint_is_reached_for_catch_up_days_and_the_runs_own_day(sweep):
     _, hits, cases, _ = sweep
     assert set(hits) == set(FAILPOINTS)
-    per_day = ("ingest-before-commit", "ingest-committed", "validate-before-commit", "validate-committed",
-               "contracts-before-commit", "contracts-committed")  # fmt: skip
+    per_day = ("ingest-before-commit", "ingest-committed", "contracts-before-commit", "contracts-committed")
     assert all(hits[name] == 2 for name in per_day)  # the catch-up day, then the run's own day
     assert hits["trained"] == 2  # the holdout model and the final one
     assert len(cases) == sum(hits.values())
@@ -133,10 +132,11 @@ def test_the_dead_run_is_marked_abandoned_by_the_run_that_found_it(sweep):
 
 
 def test_a_crash_while_validating_a_day_is_resumed_by_the_next_days_run(prefect_harness, tmp_path):
-    """Defect 1: kill the day-2 run inside its validation; the day-3 run validates day 2 before training."""
+    """Defect 1: kill the day-2 run inside the transaction that ingests and validates day 2; the day-3 run ingests
+    and validates day 2 before training."""
     landing = tmp_path / "landing"
     days = generate_demo_world(landing, start=START, days=3, users=60, items=40, seed=6).days
-    runs = [{"root": str(tmp_path / "run"), "env": {FAILPOINT_ENV: "validate-before-commit:2"}, "then_rerun": True,
+    runs = [{"root": str(tmp_path / "run"), "env": {FAILPOINT_ENV: "ingest-before-commit:2"}, "then_rerun": True,
              "rerun_with": {"ds": days[2].isoformat()}}]  # fmt: skip
     outcome = _drive(tmp_path, landing, TINY | {"ds": days[1].isoformat()}, runs, parallel=1)
     assert outcome[runs[0]["root"]] == {"crash": -9, "rerun": 0}

@@ -55,8 +55,7 @@ def world(tmp_path) -> tuple[Path, Path]:
 
 
 def _check(db: Path, landing: Path, ds: date, policy: ContractPolicy = ContractPolicy()):
-    steps.ingest(db, landing, ds)
-    validation = steps.validate(db, ds)
+    validation = steps.ingest(db, landing, ds).validation
     return steps.check_data_contracts(db, ds, "test-run", policy, validation, None)
 
 

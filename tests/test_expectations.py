@@ -14,7 +14,6 @@ from gnnrec.tasks.data.ingest import days_to_ingest, ingest_partition
 from gnnrec.tasks.data.policy import ContractPolicy, DataContractError, SourcePolicy
 from gnnrec.tasks.data.quality import check_contracts, contract_report
 from gnnrec.tasks.ops.runs import start_run
-from gnnrec.tasks.data.validate import validate_partition
 
 DAY_1, DAY_2 = date(2026, 1, 2), date(2026, 1, 3)
 HEADER = "user_id,item_id,event,rating,ts\n"
@@ -43,8 +42,7 @@ def _check(tmp_path: Path, landing: Path, policy: ContractPolicy = ContractPolic
     with connect(tmp_path / "w.duckdb") as con:
         start_run(con, run_id, "test", DAY_2, "pop", {}, datetime(2026, 1, 3, 12))
         for day in (DAY_1, DAY_2):
-            ingest_partition(con, landing, day)
-            validation = validate_partition(con, day)
+            validation = ingest_partition(con, landing, day).validation
             docs_dir = tmp_path / "docs" if docs and day == DAY_2 else None
             result = check_contracts(con, day, run_id, policy, validation, docs_dir)
         return result
@@ -234,8 +232,7 @@ def test_data_docs_keep_and_list_every_day_in_words_and_offline(tmp_path: Path):
     with connect(tmp_path / "w.duckdb") as con:
         start_run(con, "run-1", "test", DAY_2, "pop", {}, datetime(2026, 1, 3, 12))
         for day in (DAY_1, DAY_2):  # two runs, one per day, into the same docs folder
-            ingest_partition(con, landing, day)
-            result = check_contracts(con, day, "run-1", ContractPolicy(), validate_partition(con, day), docs)
+            result = check_contracts(con, day, "run-1", ContractPolicy(), ingest_partition(con, landing, day).validation, docs)
     assert result.data_docs == docs / "index.html"
 
     pages = {p.relative_to(docs / "validations").parts[:2]: p for p in (docs / "validations").rglob("*.html")}

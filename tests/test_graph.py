@@ -15,7 +15,6 @@ from gnnrec.models.adjacency import normalized_bipartite_adjacency, symmetric_pr
 from gnnrec.tasks.ops.db import connect
 from gnnrec.tasks.graph.ids import CatalogSizes, assign_ids, catalog_sizes, load_graph, load_holdout
 from gnnrec.tasks.data.ingest import ingest_partition
-from gnnrec.tasks.data.validate import validate_partition
 
 # ---------------------------------------------------------------------------------------------------------------
 # Normalized adjacency: 3 users x 4 items
@@ -139,7 +138,6 @@ def two_days(tmp_path: Path) -> Path:
 def _load(con, landing: Path, *days: date) -> None:
     for day in days:
         ingest_partition(con, landing, day)
-        validate_partition(con, day)
 
 
 def _maps(con) -> dict[str, list[tuple]]:

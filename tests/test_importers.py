@@ -794,8 +794,7 @@ def test_imported_gowalla_ingests_cleanly_and_holds_out_exactly_the_test_pairs(t
     import_dataset("lightgcn", tmp_path / "gowalla", landing, day=D)
 
     for day in steps.pending_days(db, landing, D):
-        steps.ingest(db, landing, day)
-        validations = steps.validate(db, day)
+        validations = steps.ingest(db, landing, day).validation
         assert sum(v.rows_read for v in validations) > 0
         assert [v.rows_quarantined for v in validations] == [0] * len(validations), day
     steps.build_graph(db, D)

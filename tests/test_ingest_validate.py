@@ -10,11 +10,11 @@ import polars as pl
 import pytest
 
 from gnnrec.tasks.data import validate
-from gnnrec.tasks.ops.db import PARTITIONED_TABLES, connect
+from gnnrec.tasks.data.progress import day_states, mark_day
+from gnnrec.tasks.ops.db import PARTITIONED_TABLES, connect, transaction
 from gnnrec.tasks.data.ingest import LandingError, days_to_ingest, ingest_partition
 from gnnrec.tasks.data.policy import ContractPolicy
 from gnnrec.tasks.data.quality import check_contracts
-from gnnrec.tasks.data.validate import validate_partition
 
 DAY = date(2026, 1, 3)
 DAY_1, DAY_2, DAY_4 = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 4)
@@ -56,9 +56,8 @@ def _snapshot(con) -> dict[str, list[tuple]]:
 
 
 def _ingest_validate(con, landing: Path, ds: date) -> None:
-    """A day through the three recorded stages: ingested, validated, contracts decided."""
-    ingest_partition(con, landing, ds)
-    check_contracts(con, ds, "test-run", ContractPolicy(), validate_partition(con, ds))
+    """A day through the recorded stages: ingested and validated, then its contracts decided."""
+    check_contracts(con, ds, "test-run", ContractPolicy(), ingest_partition(con, landing, ds).validation)
 
 
 def _assert_files_reconcile(con) -> None:
@@ -273,6 +272,37 @@ def test_ingest_and_validate_twice_leaves_identical_tables(tmp_path: Path):
         assert _snapshot(con) == first
 
 
+def test_a_day_left_ingested_but_not_validated_is_validated_from_raw_as_one_pass_would(tmp_path: Path):
+    """What a run of the two-transaction ingest left when it died between ingesting a day and validating it (or what
+    an older version left): raw rows and ops.ingest_files committed, the day ``ingested``, nothing in clean or
+    quarantine. Resuming reads none of its files again, checks their raw rows, and ends exactly where one pass over
+    the same landing ends, with a late file read in between the kept ones."""
+    landing = tmp_path / "landing"
+    _land_bad_day(landing, DAY)
+    with connect(tmp_path / "resumed.duckdb") as con:
+        ingest_partition(con, landing, DAY)
+        with transaction(con):
+            for table in sorted(PARTITIONED_TABLES):
+                if table.startswith(("clean.", "quarantine.")):
+                    con.execute(f"delete from {table}")
+            con.execute("update ops.ingest_files set rows_loaded = null, rows_quarantined = null")
+            mark_day(con, DAY, "ingested")
+        late = "interactions/ds=2026-01-03/b2.csv"  # between b.jsonl and c.parquet, both kept
+        _land(landing, "interactions", DAY, "b2.csv", _events(f"u7,i7,view,,{GOOD_TS}", "u7,,view,,"))
+        assert days_to_ingest(con, landing, DAY_4) == [DAY, DAY_4]
+        resumed = ingest_partition(con, landing, DAY)
+        assert day_states(con, DAY) == {DAY: "validated"}
+        assert late not in resumed.skipped
+        assert resumed.skipped == [f.path for f in resumed.files if f.sha256 and f.path != late]
+        got = _snapshot(con)
+    with connect(tmp_path / "one-pass.duckdb") as con:
+        one_pass = ingest_partition(con, landing, DAY)
+        assert one_pass.skipped == []
+        assert _snapshot(con) == got
+    assert resumed.validation == one_pass.validation
+    assert [v.rows_read for v in one_pass.validation] == [15, 2, 1, 1]
+
+
 def test_relanding_a_changed_day_replaces_only_that_day(tmp_path: Path):
     landing = tmp_path / "landing"
     old = _land(landing, "interactions", DAY_1, "events.csv", _events(f"u1,i1,view,,{GOOD_TS}", f"u1,,view,,{GOOD_TS}"))
@@ -379,10 +409,7 @@ def test_validating_in_chunks_of_two_rows_gives_the_same_tables(tmp_path: Path, 
     for chunk_rows in (validate.CHUNK_ROWS, 2):
         monkeypatch.setattr(validate, "CHUNK_ROWS", chunk_rows)
         with connect(tmp_path / f"w{chunk_rows}.duckdb") as con:
-            ingest_partition(con, landing, DAY_2)
-            summaries = [*validate_partition(con, DAY_2)]
-            ingest_partition(con, landing, DAY)
-            summaries += validate_partition(con, DAY)
+            summaries = [*ingest_partition(con, landing, DAY_2).validation, *ingest_partition(con, landing, DAY).validation]
             results[chunk_rows] = (summaries, _snapshot(con))
     assert results[2] == results[validate.CHUNK_ROWS]
     assert results[2][1]["quarantine.interactions"]  # the comparison covers quarantined rows too

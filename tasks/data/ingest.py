@@ -1,11 +1,13 @@
-"""Ingest: copy one day's landed files into ``raw.<source>``, exactly as landed, and record every file.
+"""Ingest: copy one day's landed files into ``raw.<source>``, exactly as landed, record every file, and validate
+the rows on the way into ``clean`` and ``quarantine`` (:mod:`tasks.data.validate`).
 
 Landing contract: ``<landing>/<source>/ds=YYYY-MM-DD/*.csv|*.parquet|*.jsonl`` (CSV and JSONL also gzipped,
 ``*.csv.gz``, ``*.jsonl.gz``). Every value is kept as text so that nothing can fail to load for being of the wrong
-type; meaning is checked by the row contracts afterwards. A line that cannot be parsed at all (too many fields, an
+type; meaning is checked by the row contracts, in the same pass and the same transaction, so a file is read once
+and a day is never left ingested but not validated. A line that cannot be parsed at all (too many fields, an
 unclosed quote, bytes that are not UTF-8, broken JSON) is kept too, as its text and the rule it broke, and goes to
 quarantine. Re-ingesting a day replaces that day's rows in one transaction, so a re-run leaves identical tables;
-a file whose path and sha256 were already ingested for the day is not read again.
+a file whose path and sha256 were already ingested for the day is not read again (its raw rows are checked again).
 """
 
 from __future__ import annotations
@@ -21,24 +23,23 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from gnnrec.tasks.data.contracts import SOURCES, SourceContract
-from gnnrec.tasks.ops.db import partition_sql, replace_partition, sql_text, transaction
+from gnnrec.tasks.data.contracts import SOURCES, SourceContract, latest_event_time
+from gnnrec.tasks.ops.db import ARROW_LEVEL, partition_sql, replace_partition, sql_text, transaction
 from gnnrec.tasks.ops.failpoints import failpoint
 from gnnrec.tasks.data.progress import day_states, mark_day
+from gnnrec.tasks.data.validate import (
+    DEFAULT_FUTURE_TOLERANCE, MALFORMED_COLUMNS, SourceCheck, SourceValidation, landed_chunks,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 READERS = (".csv", ".parquet", ".jsonl", ".csv.gz", ".jsonl.gz")
-# Raw columns that describe a landed line no reader could split into fields: the rule it broke and its text.
-MALFORMED_COLUMNS = ("malformed_rule", "malformed_text")
-# Polars' newest Arrow layout (string views) reaches DuckDB without re-encoding every string on the way.
-ARROW_LEVEL = pl.CompatLevel.newest()
 
 
 class LandingError(ValueError):
@@ -67,6 +68,7 @@ class IngestReport:
     files: list[FileRecord] = field(default_factory=list)
 
     skipped: list[str] = field(default_factory=list)  # paths already ingested with the same sha256, not re-read
+    validation: list[SourceValidation] = field(default_factory=list)  # each source's rows checked, in SOURCES order
 
     def rows_read(self, source: str) -> int:
         return sum(f.rows_read or 0 for f in self.files if f.source == source)
@@ -470,7 +472,7 @@ def _failure_reason(error: Exception) -> str:
 
 
 def _insert_landed(con: duckdb.DuckDBPyConnection, table: str, ds: date, source_file: str, rows: pl.DataFrame) -> None:
-    """Append one landed file's rows (:func:`to_raw_rows`) to ``table``, adding its day and path in SQL."""
+    """Append rows of one landed file (:func:`to_raw_rows`) to ``table``, adding its day and path in SQL."""
     if rows.height:
         con.register("staged", rows.to_arrow(compat_level=ARROW_LEVEL))
         try:
@@ -479,13 +481,24 @@ def _insert_landed(con: duckdb.DuckDBPyConnection, table: str, ds: date, source_
             con.unregister("staged")
 
 
-def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) -> IngestReport:
-    """Bring ``raw.<source>`` and ``ops.ingest_files`` for ``ds`` up to what is landed now, atomically.
+def ingest_partition(
+    con: duckdb.DuckDBPyConnection, landing: Path, ds: date, future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE
+) -> IngestReport:
+    """Bring ``raw.<source>``, ``clean.<source>``, ``quarantine.<source>`` and ``ops.ingest_files`` for ``ds`` up
+    to what is landed now, atomically, and record the day as ``validated``.
 
-    A file ingested before with the same sha256 keeps its rows and is not read again; a changed file's rows are
+    A file ingested before with the same sha256 keeps its raw rows and is not read again; a changed file's rows are
     replaced, and a file no longer landed loses its rows. Every entry that is not read (see :func:`landed_entries`)
     is recorded with its status and reason: ``ignored`` (a marker, 0 rows read) or ``failed``.
+
+    Every row is checked by the row contracts in the same pass (:class:`validate.SourceCheck`): a file read now
+    straight from memory, a file kept from before by reading it back from ``raw``. A row whose event time is after
+    the end of ``ds`` (UTC) by more than ``future_tolerance`` is quarantined as :data:`contracts.FUTURE_RULE`; one
+    exactly at that limit is not.
     """
+    if future_tolerance < timedelta(0):
+        raise ValueError(f"future_tolerance must not be negative, got {future_tolerance}")
+    latest = latest_event_time(ds, future_tolerance)
     if not landing.is_dir():
         raise LandingError(f"landing folder {landing} does not exist")
     entries = landed_entries(landing, ds)  # a LandingError stops the day here, before anything is written
@@ -493,7 +506,7 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) ->
     # Records in entry order; a file to read holds its place with None until it is read.
     records: list[FileRecord | None] = []
     skipped: list[str] = []
-    to_read: list[tuple[int, LandedEntry, str, int, bool]] = []
+    readable: list[tuple[int, LandedEntry, str, int, bool]] = []  # every file kept from before or to read, in order
     for entry in entries:
         if entry.reason is not None:
             read = 0 if entry.status == IGNORED else None
@@ -503,19 +516,27 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) ->
             continue
         size, (digest, has_quote) = entry.path.stat().st_size, _digest_and_quote(entry.path)
         before = ingested.get(entry.relative)
-        if before is not None and before.source == entry.source and before.sha256 == digest:
-            records.append(before)
+        kept = before is not None and before.source == entry.source and before.sha256 == digest
+        if kept:
             skipped.append(entry.relative)
-            continue
-        to_read.append((len(records), entry, digest, size, has_quote))
-        records.append(None)
+        readable.append((len(records), entry, digest, size, has_quote))
+        records.append(before if kept else None)
 
     with transaction(con):
         for source in SOURCES:
             con.execute(partition_sql("partition/delete_except_files", f"raw.{source}"), {"ds": ds, "keep": skipped})
-        # One file at a time, straight into raw: a day's files are never all in memory at once.
-        for position, entry, digest, size, has_quote in to_read:
+            for layer in ("clean", "quarantine"):
+                con.execute(partition_sql("partition/delete", f"{layer}.{source}"), {"ds": ds})
+        checks = {
+            source: SourceCheck(con, ds, source, [e.relative for _, e, *_ in readable if e.source == source], latest)
+            for source in SOURCES
+        }
+        # One file at a time, into raw and checked on the way: a day's files are never all in memory at once.
+        for position, entry, digest, size, has_quote in readable:
             source, relative = entry.source, entry.relative
+            if (kept := records[position]) is not None:
+                checks[source].ingested(relative, kept.missing_columns)
+                continue
             try:
                 frame, lines, malformed = read_landed_file(entry.path, has_quote)
                 rows, missing, extra = to_raw_rows(frame, SOURCES[source], lines, malformed)
@@ -525,15 +546,19 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, landing: Path, ds: date) ->
                 log.warning("cannot read %s: %s", relative, reason)
                 records[position] = FileRecord(ds, source, relative, digest, size, None, status=FAILED, error=reason)
                 continue
-            _insert_landed(con, f"raw.{source}", ds, relative, rows)
             records[position] = FileRecord(ds, source, relative, digest, size, rows.height, missing, extra)
             log.info("read %s: %d rows", relative, rows.height)
-            del rows
+            chunks = landed_chunks(rows)
+            del rows  # the chunks alone hold the file's rows now, and free them as they are written
+            table = f"raw.{source}"
+            checks[source].landed(relative, chunks, missing, lambda chunk: _insert_landed(con, table, ds, relative, chunk))
+        validation = [check.finish() for check in checks.values()]
         files = pl.DataFrame(
             [vars(r) | {"missing_columns": list(r.missing_columns), "extra_columns": list(r.extra_columns)} for r in records],
             schema=_FILES_SCHEMA,
         )
         replace_partition(con, "ops.ingest_files", ds, files.to_arrow(compat_level=ARROW_LEVEL))
-        mark_day(con, ds, "ingested")
+        con.execute(sql_text("ops/reconcile_ingest_files"), {"ds": ds})
+        mark_day(con, ds, "validated")
         failpoint("ingest-before-commit")
-    return IngestReport(ds, records, skipped)
+    return IngestReport(ds, records, skipped, validation)

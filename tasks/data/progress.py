@@ -1,5 +1,8 @@
 """A day's progress through the pipeline, recorded in the warehouse in the same transaction as the data each stage
-writes: ``ingested`` -> ``validated`` -> ``accepted`` or ``refused`` (its data contracts decided).
+writes: ``validated`` (ingested and row-checked in one transaction) -> ``accepted`` or ``refused`` (its data
+contracts decided). A day is ``ingested`` (its raw rows to be checked again) when the poisoning detector sends it
+back (``security/reopen_day``), or when a version that ingested and validated in two transactions died in between;
+such a day is validated from its raw rows, its files not read again, when it is resumed.
 
 Because the state commits with the data, a run killed anywhere leaves every day either at its last committed state
 or before it; the next run resumes every landed day that is not ``accepted`` with the files it was accepted with,

@@ -12,10 +12,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from gnnrec.tasks.ops.db import partition_sql, sql_text, transaction
+from gnnrec.tasks.ops.db import ARROW_LEVEL, partition_sql, sql_text, transaction
 from gnnrec.tasks.data.expectations import ExpectationResult, run_suites
 from gnnrec.tasks.ops.failpoints import failpoint
-from gnnrec.tasks.data.ingest import ARROW_LEVEL
 from gnnrec.tasks.data.policy import ContractPolicy, DataContractError
 from gnnrec.tasks.data.progress import mark_day
 from gnnrec.tasks.data.validate import SourceValidation

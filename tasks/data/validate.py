@@ -3,16 +3,19 @@
 
 Nothing is lost: for every file, rows read = rows loaded + rows quarantined, recorded in ``ops.ingest_files``.
 
-A day is read from ``raw`` in chunks of about :data:`CHUNK_ROWS` rows (whole small files, or a line range of a
-large one) and each chunk is checked and written before the next is read, so memory stays flat however large the
-day. Every rule is a rule of one row, so the outcome does not depend on the chunking.
+Validation runs inside ingest's transaction (:class:`SourceCheck`): a file just read is checked from memory while
+its rows are stored in ``raw``; rows an earlier run left in ``raw`` are read back from it. Either way rows are
+checked in chunks of about :data:`CHUNK_ROWS` rows (a file just read, or runs of small files read back, or a line
+range of a large one), each checked and written before the next is taken, so memory stays flat beyond the one file
+being read. Every rule is a rule of one row, so the outcome does not depend on the chunking, nor on whether a row
+came from memory or from ``raw``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,23 +27,22 @@ import polars as pl
 import pyarrow as pa
 
 from gnnrec.tasks.data.contracts import (
-    FUTURE_RULE, SOURCES, SourceContract, after_the_day, keeps_every_rule, latest_event_time, stripped,
+    FUTURE_RULE, SOURCES, SourceContract, after_the_day, keeps_every_rule, stripped,
 )  # fmt: skip
-from gnnrec.tasks.ops.db import partition_sql, query_arrow, sql_text, transaction
-from gnnrec.tasks.ops.failpoints import failpoint
-from gnnrec.tasks.data.ingest import ARROW_LEVEL
-from gnnrec.tasks.data.progress import mark_day
+from gnnrec.tasks.ops.db import ARROW_LEVEL, partition_sql, query_arrow
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FUTURE_TOLERANCE = timedelta(days=1)
-# Rows per chunk read from raw: large enough that per-chunk overheads vanish, small enough that a chunk's copies
+# Rows per chunk checked: large enough that per-chunk overheads vanish, small enough that a chunk's copies
 # (raw text, stripped text, typed columns) stay a fraction of what DuckDB itself holds.
 ROW_GROUP_ROWS = 122_880  # DuckDB's row group
 CHUNK_ROWS = 8 * ROW_GROUP_ROWS
 
 # Rows carry their file as its 1-based position in the day's file list, and their line.
 PROVENANCE = ("file_number", "source_line")
+# Raw columns that describe a landed line no reader could split into fields: the rule it broke and its text.
+MALFORMED_COLUMNS = ("malformed_rule", "malformed_text")
 
 QUARANTINE_SCHEMA = {
     "file_number": pl.Int32,
@@ -191,50 +193,131 @@ def _chunk_plan(spans: list[tuple[str, int, int, int]], limit: int, align: int =
     return plan
 
 
-def _raw_chunks(con: duckdb.DuckDBPyConnection, source: str, ds: date) -> tuple[list[str], Iterator[pl.DataFrame]]:
-    """The day's files of one source, in order, and its raw rows in chunks (:func:`_chunk_plan`), each in file
-    and line order (a raw row's key, so the order is total)."""
-    table = f"raw.{source}"
-    spans = con.execute(partition_sql("partition/file_lines", table), {"ds": ds}).fetchall()
-    files = [file for file, *_ in spans]
+class SourceCheck:
+    """Checks one source's rows of a day into ``clean.<source>`` and ``quarantine.<source>`` inside the caller's
+    transaction, file by file in the day's file order, and tallies what it wrote.
 
-    def chunks() -> Iterator[pl.DataFrame]:
-        # Whole row groups per chunk: a chunk's rows then fill row groups of their own, and DuckDB writes them
-        # as they fill rather than leaving a part-filled one per chunk for the checkpoint to rewrite.
-        for first_file, last_file, first_line, last_line in _chunk_plan(spans, CHUNK_ROWS, ROW_GROUP_ROWS):
-            params = {"ds": ds, "files": files, "first_file": first_file, "last_file": last_file,
-                      "first_line": first_line, "last_line": last_line}  # fmt: skip
-            # Left in DuckDB's record batches: gathering them into one buffer would copy every string.
-            rows = pl.from_arrow(query_arrow(con, partition_sql("partition/scan", table), params), rechunk=False)
-            # Ingest inserts rows in this order and a scan keeps it, so checking is cheaper than sorting. Each key
-            # sorted on its own settles a chunk of one file; a chunk of several files needs the pair compared.
-            each_sorted = rows.select(pl.col("file_number").is_sorted() & pl.col("source_line").is_sorted()).item()
-            if not (each_sorted or rows.select(pl.struct(*PROVENANCE).is_sorted()).item()):
-                rows = rows.sort(*PROVENANCE)
-            yield rows
-
-    return files, chunks()
-
-
-def _checked_ahead(
-    chunks: Iterator[pl.DataFrame], check: Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
-) -> Iterator[tuple[int, pl.DataFrame, pl.DataFrame]]:
-    """``(rows read, clean, quarantine)`` of each chunk in order, checking the next chunk while the caller writes
-    this one.
-
-    Writing a chunk is DuckDB's work and checking one is polars', and each runs mostly on one core with the GIL
-    released, so on a machine with two cores they overlap instead of taking turns. Chunks are still read, and
-    their results written, in order by the caller's thread; at most two chunks are in memory at a time.
+    A file read in this pass is checked from memory as its rows are stored in ``raw`` (:meth:`landed`), so a day
+    read once is never scanned back. A file whose rows an earlier run left in ``raw`` (unchanged since, so not read
+    again) is read back from ``raw`` (:meth:`ingested`): that is how a day an older run ingested but never validated
+    gets validated. The caller empties the day's ``clean`` and ``quarantine`` partitions first.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gnnrec-check") as checker:
-        ahead = None
-        for raw in chunks:
-            checking = checker.submit(lambda rows=raw: (rows.height, *check(rows)))
-            if ahead is not None:
-                yield ahead.result()
-            ahead = checking
-        if ahead is not None:
-            yield ahead.result()
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, ds: date, source: str, files: list[str], latest: datetime | None
+    ) -> None:
+        self._con, self._ds, self._source, self._contract, self._latest = con, ds, source, SOURCES[source], latest
+        self._files = files  # every file of the source that may hold rows, in order: rows name theirs by position
+        self._number = {path: n for n, path in enumerate(files, start=1)}
+        self._missing: dict[int, list[str]] = {}
+        self._to_read_back: list[str] = []
+        self._read = self._loaded = self._quarantined = 0
+        self._rules: Counter[str] = Counter()
+
+    def landed(
+        self, path: str, chunks: deque[pl.DataFrame], missing: tuple[str, ...], store_raw: Callable[[pl.DataFrame], None]
+    ) -> None:
+        """Check a file just read (its raw rows in :func:`landed_chunks`; ``missing`` its absent required columns),
+        handing each chunk to ``store_raw`` while the chunk is checked. Chunks are taken off ``chunks`` as they go,
+        so that when nothing else holds the file's rows, each chunk's memory is freed once it is written."""
+        self._read_back()  # earlier files first, so clean and quarantine keep the day's file order
+        number = self._number[path]
+        self._missing.update({number: list(missing)} if missing else {})
+        contract, missing_by_file, latest = self._contract, dict(self._missing), self._latest
+
+        def check(chunk: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+            return split_rows(_as_scanned(chunk, contract, number), contract, missing_by_file, latest)
+
+        self._write((chunks.popleft() for _ in range(len(chunks))), check, store_raw)
+
+    def ingested(self, path: str, missing: tuple[str, ...]) -> None:
+        """Check a file whose rows are already in ``raw``; consecutive such files are read back together."""
+        self._missing.update({self._number[path]: list(missing)} if missing else {})
+        self._to_read_back.append(path)
+
+    def finish(self) -> SourceValidation:
+        """Check what is left to read back and return the source's tally."""
+        self._read_back()
+        rules = dict(sorted(self._rules.items()))
+        if self._quarantined:
+            log.warning("%s %s: %d of %d rows quarantined %s", self._source, self._ds, self._quarantined, self._read, rules)
+        return SourceValidation(self._source, self._read, self._loaded, self._quarantined, rules)
+
+    def _read_back(self) -> None:
+        if not self._to_read_back:
+            return
+        paths, self._to_read_back = set(self._to_read_back), []
+        table = f"raw.{self._source}"
+        spans = self._con.execute(partition_sql("partition/file_lines", table), {"ds": self._ds}).fetchall()
+        chunks = _raw_chunks(self._con, table, self._ds, self._files, [span for span in spans if span[0] in paths])
+        contract, missing_by_file, latest = self._contract, dict(self._missing), self._latest
+        self._write(chunks, lambda raw: split_rows(raw, contract, missing_by_file, latest))
+
+    def _write(
+        self, chunks: Iterator[pl.DataFrame], check: Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]],
+        store_raw: Callable[[pl.DataFrame], None] | None = None,
+    ) -> None:
+        """Check each chunk in a worker thread while this one stores it in raw (``store_raw``) and writes the previous
+        chunk's clean and quarantine rows.
+
+        Writing is DuckDB's work and checking is polars', and each runs mostly on one core with the GIL released, so
+        on a machine with two cores they overlap instead of taking turns. Results are written in chunk order; at
+        most two chunks' results are in memory at a time.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gnnrec-check") as checker:
+            previous = None
+            for chunk in chunks:
+                checking = checker.submit(lambda rows=chunk: (rows.height, *check(rows)))
+                if store_raw is not None:
+                    store_raw(chunk)
+                if previous is not None:
+                    self._insert(*previous.result())
+                previous = checking
+            if previous is not None:
+                self._insert(*previous.result())
+
+    def _insert(self, rows_read: int, clean: pl.DataFrame, quarantine: pl.DataFrame) -> None:
+        _insert_checked(self._con, f"clean.{self._source}", self._ds, self._files, clean)
+        _insert_checked(self._con, f"quarantine.{self._source}", self._ds, self._files, quarantine)
+        self._read, self._loaded = self._read + rows_read, self._loaded + clean.height
+        self._quarantined += quarantine.select(PROVENANCE).unique().height
+        self._rules.update(dict(quarantine.group_by("rule").len().iter_rows()))
+
+
+def landed_chunks(rows: pl.DataFrame) -> deque[pl.DataFrame]:
+    """A file's rows in chunks for :meth:`SourceCheck.landed`: slices of whole row groups, so that raw fills row
+    groups as it does from one insert. A slice holds only the reader's buffers it overlaps, so once the caller lets
+    go of ``rows``, the file's memory goes back chunk by chunk while DuckDB's grows, rather than all at the end."""
+    return deque(rows.slice(start, CHUNK_ROWS) for start in range(0, rows.height, CHUNK_ROWS))
+
+
+def _as_scanned(rows: pl.DataFrame, contract: SourceContract, file_number: int) -> pl.DataFrame:
+    """A just-read file's raw rows as a scan of ``raw`` returns them: a null column for each contract and malformed
+    column the file lacks (the insert into raw adds the same nulls), and the file's number."""
+    absent = [c for c in (*contract.columns, *MALFORMED_COLUMNS) if c not in rows.columns]
+    return rows.with_columns(
+        pl.lit(file_number, pl.Int32).alias("file_number"), *(pl.lit(None, pl.String).alias(c) for c in absent)
+    )
+
+
+def _raw_chunks(
+    con: duckdb.DuckDBPyConnection, table: str, ds: date, files: list[str], spans: list[tuple[str, int, int, int]]
+) -> Iterator[pl.DataFrame]:
+    """The raw rows of the files in ``spans`` (``partition/file_lines``, consecutive in ``files``) in chunks
+    (:func:`_chunk_plan`), each in file and line order (a raw row's key, so the order is total)."""
+    # Whole row groups per chunk: a chunk's rows then fill row groups of their own, and DuckDB writes them as they
+    # fill rather than leaving a part-filled one per chunk for the checkpoint to rewrite.
+    for first_file, last_file, first_line, last_line in _chunk_plan(spans, CHUNK_ROWS, ROW_GROUP_ROWS):
+        params = {"ds": ds, "files": files, "first_file": first_file, "last_file": last_file,
+                  "first_line": first_line, "last_line": last_line}  # fmt: skip
+        # Left in DuckDB's record batches: gathering them into one buffer would copy every string.
+        rows = pl.from_arrow(query_arrow(con, partition_sql("partition/scan", table), params), rechunk=False)
+        # Ingest inserts rows in this order and a scan keeps it, so checking is cheaper than sorting. Each key
+        # sorted on its own settles a chunk of one file; a chunk of several files needs the pair compared.
+        each_sorted = rows.select(pl.col("file_number").is_sorted() & pl.col("source_line").is_sorted()).item()
+        if not (each_sorted or rows.select(pl.struct(*PROVENANCE).is_sorted()).item()):
+            rows = rows.sort(*PROVENANCE)
+        yield rows
 
 
 def _insert_checked(con: duckdb.DuckDBPyConnection, table: str, ds: date, files: list[str], rows: pl.DataFrame) -> None:
@@ -249,41 +332,3 @@ def _insert_checked(con: duckdb.DuckDBPyConnection, table: str, ds: date, files:
             con.execute(partition_sql("partition/insert_checked", table), {"ds": ds, "files": files})
         finally:
             con.unregister("staged")
-
-
-def validate_partition(
-    con: duckdb.DuckDBPyConnection, ds: date, future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE
-) -> list[SourceValidation]:
-    """Replace ``clean.*`` and ``quarantine.*`` for ``ds`` from ``raw.*``, and reconcile ``ops.ingest_files``.
-
-    A row whose event time is after the end of ``ds`` (UTC) by more than ``future_tolerance`` is quarantined as
-    :data:`FUTURE_RULE`; one exactly at that limit is not.
-    """
-    if future_tolerance < timedelta(0):
-        raise ValueError(f"future_tolerance must not be negative, got {future_tolerance}")
-    latest = latest_event_time(ds, future_tolerance)
-    missing_rows = con.execute(sql_text("ops/files_missing_columns"), {"ds": ds}).fetchall()
-    summaries = []
-    with transaction(con):
-        for source, contract in SOURCES.items():
-            for layer in ("clean", "quarantine"):
-                con.execute(partition_sql("partition/delete", f"{layer}.{source}"), {"ds": ds})
-            files, chunks = _raw_chunks(con, source, ds)
-            number = {path: n for n, path in enumerate(files, start=1)}
-            missing = {number[path]: list(cols) for src, path, cols in missing_rows if src == source and path in number}
-            read = loaded = quarantined = 0
-            rule_counts: Counter[str] = Counter()
-            checked = _checked_ahead(chunks, lambda raw: split_rows(raw, contract, missing, latest))
-            for rows_read, clean, quarantine in checked:
-                _insert_checked(con, f"clean.{source}", ds, files, clean)
-                _insert_checked(con, f"quarantine.{source}", ds, files, quarantine)
-                read, loaded = read + rows_read, loaded + clean.height
-                quarantined += quarantine.select(PROVENANCE).unique().height
-                rule_counts.update(dict(quarantine.group_by("rule").len().iter_rows()))
-            summaries.append(SourceValidation(source, read, loaded, quarantined, dict(sorted(rule_counts.items()))))
-            if quarantined:
-                log.warning("%s %s: %d of %d rows quarantined %s", source, ds, quarantined, read, dict(sorted(rule_counts.items())))
-        con.execute(sql_text("ops/reconcile_ingest_files"), {"ds": ds})
-        mark_day(con, ds, "validated")
-        failpoint("validate-before-commit")
-    return summaries

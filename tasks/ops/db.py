@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 import pyarrow as pa
 
 from gnnrec.tasks.ops.lock import WarehouseBusy
+
+# Polars' newest Arrow layout (string views) reaches DuckDB without re-encoding every string on the way.
+ARROW_LEVEL = pl.CompatLevel.newest()
 
 # The only tables whose names are ever placed into a SQL template; anything else is refused.
 PARTITIONED_TABLES = frozenset(

@@ -20,10 +20,8 @@ TRACE_ENV = "GNNREC_FAILPOINT_TRACE"
 
 FAILPOINTS: dict[str, str] = {
     "run-registered": "the run's row is in ops.runs as running; nothing else written",
-    "ingest-before-commit": "a day's raw rows and ops.ingest_files are staged, not committed",
-    "ingest-committed": "a day is ingested, not yet validated",
-    "validate-before-commit": "a day's clean and quarantine rows are staged, not committed",
-    "validate-committed": "a day is validated, its data contracts not yet decided",
+    "ingest-before-commit": "a day's raw, clean and quarantine rows and ops.ingest_files are staged, not committed",
+    "ingest-committed": "a day is ingested and validated, its data contracts not yet decided",
     "contracts-before-commit": "a day's expectation results and verdict are staged, not committed",
     "contracts-committed": "a day's contracts are decided; the next day (or the graph) not started",
     "graph-before-commit": "new user, item, entity and relation indices are staged, not committed",

@@ -33,9 +33,8 @@ import numpy as np
 import polars as pl
 from scipy.stats import poisson
 
-from gnnrec.tasks.data.ingest import ARROW_LEVEL
 from gnnrec.tasks.data.policy import DefencePolicy
-from gnnrec.tasks.ops.db import fetch_arrow, sql_text
+from gnnrec.tasks.ops.db import ARROW_LEVEL, fetch_arrow, sql_text
 
 USER_RULE = "suspected_fake_user"
 ENTITY_RULE = "suspected_poisoned_triple"
