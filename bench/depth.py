@@ -2,14 +2,16 @@
 Recall@20 and NDCG@20 on the full ranking, overall and split by user degree (cold: <= 10 training interactions).
 
     python bench/depth.py [--models lightgcn,ngcf] [--datasets ml100k,lastfm] [--layers 0,1,2,3,4,5,6]
-                          [--epochs 30] [--set FIELD=VALUE ...] [--fresh]
+                          [--epochs 30] [--device cpu|cuda] [--set FIELD=VALUE ...] [--fresh]
     python bench/depth.py --plot          # bench/results/depth.png from bench/results/depth.json
 
 Datasets: ML-100K ``u1.base`` / ``u1.test`` (every rating an implicit interaction, as the ``lightgcn-ml100k``
 reproduction case lands it) and Last.FM as LightGCN-PyTorch ships it (``data1.txt`` / ``test1.txt``). Gowalla
-(the LightGCN authors' ``train.txt`` / ``test.txt``) only on request, for LightGCN: NGCF takes about 80 s a Gowalla
-epoch on one thread here (``bench/ngcf_epoch.py``), so its 7 depths x 30 epochs would take about 5 hours on this
-shared 2-core machine; LightGCN's take about 35 minutes.
+(the LightGCN authors' ``train.txt`` / ``test.txt``) only on request. On CPU that is for LightGCN (7 depths x 30
+epochs: about 35 minutes here): NGCF takes about 80 s a Gowalla epoch on one thread here (``bench/ngcf_epoch.py``),
+so its 7 depths x 30 epochs would take about 5 hours on this shared 2-core machine. ``--device cuda`` trains and
+ranks on a GPU instead (NGCF on Gowalla was run so, on an H200); each run's row records the device it ran on.
+CUDA runs are not bit-reproducible (the trainer asks for deterministic kernels on CPU only).
 
 The test set is what the daily flow's holdout keeps: test pairs of users and items that occur in training, less the
 pairs already in training; every item the user has not trained on is ranked (``tasks.learn.evaluate.full_ranking``,
@@ -42,18 +44,18 @@ from gnnrec.models.registry import model_class  # noqa: E402
 from gnnrec.tasks.learn.evaluate import full_ranking  # noqa: E402
 from gnnrec.tasks.learn.train import fit  # noqa: E402
 
-CPU = torch.device("cpu")
 COLD_MAX_DEGREE = 10
 K = 20
 DATASETS = {
     "ml100k": ("ml-100k", "u1.base", "u1.test", "ML-100K u1 (implicit)"),
     "lastfm": ("lastfm-social", "data1.txt", "test1.txt", "Last.FM (LightGCN-PyTorch split)"),
-    # Only on request (--datasets gowalla --models lightgcn): see NOT_RUN.
+    # Only on request (--datasets gowalla): see the docstring and NOT_RUN.
     "gowalla": ("gowalla", "train.txt", "test.txt", "Gowalla (LightGCN authors' split)"),
 }
 NOT_RUN = {
     "ngcf/gowalla": "not run: NGCF takes ~80 s per Gowalla epoch on one thread here (bench/results/ngcf-epoch.json), "
-                    "so 7 depths x 30 epochs would take about 5 hours on this shared 2-core CPU machine",
+                    "so 7 depths x 30 epochs would take about 5 hours on this shared 2-core CPU machine; "
+                    "python bench/depth.py --datasets gowalla --models ngcf --device cuda runs it on a GPU",
     "lightgcn/gowalla": "not run (about 10 s per epoch here, 7 depths x 30 epochs: about an hour); "
                         "python bench/depth.py --datasets gowalla --models lightgcn adds it",
 }
@@ -90,24 +92,24 @@ def depth_recipe(model: str, epochs: int, overrides: dict[str, Any]) -> Recipe:
 
 
 def run_one(model: str, graph: GraphData, test_users: np.ndarray, test_items: np.ndarray, layers: int,
-            recipe: Recipe) -> dict[str, Any]:
+            recipe: Recipe, device: torch.device) -> dict[str, Any]:
     cls = model_class(model)
     config = replace(cls.Config(), num_layers=layers)
     started = time.perf_counter()
-    trained, report = fit(model, graph, config, recipe, CPU)
+    trained, report = fit(model, graph, config, recipe, device)
     train_seconds = time.perf_counter() - started
     scorer = trained.scorer()
     degree = np.bincount(graph.train_users, minlength=graph.num_users)
     cold = degree[test_users] <= COLD_MAX_DEGREE
     no_items = np.empty(0, np.int64)
-    figures: dict[str, Any] = {"layers": layers, "train_seconds": round(train_seconds, 1),
+    figures: dict[str, Any] = {"layers": layers, "device": device.type, "train_seconds": round(train_seconds, 1),
                                "final_loss": round(report.final_loss, 5) if report.final_loss is not None else None}
     for part, mask in (("all", np.ones(len(test_users), bool)), ("cold", cold), ("warm", ~cold)):
         users = np.unique(test_users[mask])
         figures[f"{part}_users"] = len(users)
         if len(users) == 0:
             continue
-        metrics = full_ranking(scorer, graph, test_users[mask], test_items[mask], no_items, CPU, ks=(K,))
+        metrics = full_ranking(scorer, graph, test_users[mask], test_items[mask], no_items, device, ks=(K,))
         figures[f"{part}_recall@{K}"] = round(metrics["recall", K], 4)
         figures[f"{part}_ndcg@{K}"] = round(metrics["ndcg", K], 4)
     return figures
@@ -135,7 +137,7 @@ def plot(figures: dict[str, Any], path: Path, others: dict[str, dict[str, Any]] 
         model, dataset = key.split("/")
         rows = sorted(runs.values(), key=lambda row: row["layers"])
         layers = [row["layers"] for row in rows]
-        label = f"{model} {dataset}"
+        label = f"{model} {dataset}" + (" (GPU)" if any(row.get("device") == "cuda" for row in rows) else "")
         left.plot(layers, [row[f"all_recall@{K}"] for row in rows], styles[model], marker="o", color=colours[dataset],
                   label=label, linewidth=1.8)
         for part, marker, alpha in (("cold", "v", 1.0), ("warm", "^", 0.45)):
@@ -179,6 +181,8 @@ def main() -> None:
     parser.add_argument("--layers", default="0,1,2,3,4,5,6")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="where to train and rank (recorded in each run's row); cuda is not bit-reproducible")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="change one Recipe field for every run, e.g. learning_rate=0.01")
     parser.add_argument("--fresh", action="store_true", help="ignore bench/results/depth.json and start over")
@@ -191,6 +195,9 @@ def main() -> None:
         plot(_load_previous(args.name), RESULTS_DIR / f"{args.name}.png", {name: _load_previous(name) for name in args.also})
         return
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
     overrides = dict(text.split("=", 1) for text in args.overrides)
     figures = {} if args.fresh else _load_previous(args.name)
     figures.setdefault("runs", {})
@@ -223,7 +230,7 @@ def main() -> None:
                 if str(layers) in runs:
                     print(f"{key} layers {layers}: done before, skipped", flush=True)
                     continue
-                row = run_one(model, graph, test_users, test_items, layers, recipe)
+                row = run_one(model, graph, test_users, test_items, layers, recipe, device)
                 runs[str(layers)] = row
                 figures["not_run"] = {key: why for key, why in NOT_RUN.items() if not figures["runs"].get(key)}
                 print(f"{key} layers {layers}: {row}", flush=True)
@@ -233,7 +240,8 @@ def main() -> None:
         for layers, row in sorted(runs.items(), key=lambda item: int(item[0])):
             table.append((f"{key} L={layers}", f"R@20 {row['all_recall@20']:.4f}  N@20 {row['all_ndcg@20']:.4f}  "
                           f"cold R@20 {row.get('cold_recall@20', float('nan')):.4f}  warm R@20 "
-                          f"{row.get('warm_recall@20', float('nan')):.4f}  ({row['train_seconds']} s)"))
+                          f"{row.get('warm_recall@20', float('nan')):.4f}  ({row['train_seconds']} s, "
+                          f"{row.get('device', 'cpu')})"))
     figures["not_run"] = {key: why for key, why in NOT_RUN.items() if not figures["runs"].get(key)}
     print_table("depth study", table)
     write_results(args.name, figures)
