@@ -1,5 +1,6 @@
-"""PinSage's training memory against LightGCN's on Gowalla, at several graph sizes (issue 12): is a PinSage step's
-memory bounded by the batch's sampled neighbourhoods rather than by the graph?
+"""PinSage's training memory against LightGCN's on Gowalla, at several graph sizes (issue 12).
+
+Is a PinSage step's memory bounded by the batch's sampled neighbourhoods rather than by the graph?
 
     python bench/pinsage_memory.py [--steps 20] [--scales 0.1,0.5,1,2] [--models lightgcn,pinsage] [--threads 1]
 
