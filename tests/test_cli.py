@@ -8,7 +8,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from gnnrec.flows import cli
 from gnnrec.flows.cli import main
 from gnnrec.flows.params import DailyParams
 
@@ -73,7 +75,9 @@ def test_missing_landing_folder_is_one_line_and_exit_code_2(tmp_path: Path, caps
 
 
 def _help(argv: list[str], capsys, monkeypatch) -> str:
-    monkeypatch.setenv("COLUMNS", "240")  # wide enough that rich keeps each option's name on one line
+    # Wide enough that rich keeps each option's name on one line. The app's console is replaced rather than COLUMNS
+    # set: a console made by an earlier test in the same process keeps the width it was made with.
+    monkeypatch.setattr(cli.app, "console", Console(width=240))
     assert main([*argv, "--help"]) == 0
     return " ".join(capsys.readouterr().out.replace("│", " ").split())  # the help is a boxed, wrapped table
 
