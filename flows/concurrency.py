@@ -4,8 +4,9 @@ the slot taken, and a run waiting for it waits in Prefect's own way.
 
 The lock file (:func:`gnnrec.tasks.ops.lock.warehouse_lock`) stays the truth. A run killed with ``kill -9`` keeps
 its slot until its lease runs out (``LEASE_SECONDS``; the server's repossessor frees it), while the kernel frees its
-lock file at once: a run that cannot get the slot in its wait goes by the lock file, with a warning. Without a
-server (the CLI's ephemeral API, tests, benchmarks) the lock file alone decides.
+lock file at once: a run that finds the slot taken and the lock file free goes by the lock file at once, and one
+that cannot get the slot in its wait goes by the lock file too, each with a warning. Without a server (the CLI's
+ephemeral API, tests, benchmarks) the lock file alone decides.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from gnnrec.tasks.ops.lock import describe_holder, lock_path, warehouse_lock
+from gnnrec.tasks.ops.lock import describe_holder, lock_is_free, lock_path, warehouse_lock
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,16 @@ def writer_slot(db: Path, holder: str, wait_seconds: float) -> Iterator[None]:
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(name, limit=1)
         taken = client.read_global_concurrency_limit_by_name(name).active_slots
+    if taken and lock_is_free(db):
+        # Slot and lock are taken together, so a slot held without the lock is a dead run's (or one a moment from
+        # the lock): waiting out its lease would only delay the rerun after a crash.
+        log.warning(
+            "the Prefect concurrency slot %s is taken but nobody holds the warehouse's lock file; going by the "
+            "warehouse's lock file (a run that died keeps its slot until its lease ends)", name,
+        )  # fmt: skip
+        with warehouse_lock(db, holder, max(0.0, wait_seconds - (time.monotonic() - started))):
+            yield
+        return
     if taken and wait_seconds:
         log.warning(
             "waiting for the warehouse %s (at most %gs): its Prefect concurrency slot %s is taken, by %s", db,

@@ -12,7 +12,7 @@ import pytest
 from gnnrec.flows.cli import main
 from gnnrec.tasks.ops.db import connect
 from gnnrec.tasks.ops.failpoints import FAILPOINTS
-from gnnrec.tasks.ops.lock import WarehouseBusy, is_alive, lock_path, warehouse_lock
+from gnnrec.tasks.ops.lock import WarehouseBusy, is_alive, lock_is_free, lock_path, warehouse_lock
 from gnnrec.tasks.ops.runs import abandon_dead_runs
 
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
@@ -71,9 +71,12 @@ def test_a_symlink_to_the_warehouse_takes_the_same_lock(tmp_path: Path):
             with pytest.raises(WarehouseBusy, match=f"pid {holder.pid} .*: holder by the real path"):
                 with warehouse_lock(spelling, "second"):
                     pass
+            assert not lock_is_free(spelling)
     finally:
         holder.kill()
         holder.wait()
+    assert lock_is_free(alias)  # the kernel freed the killed holder's lock; its words are still in the file
+    assert "holder by the real path" in lock_path(real).read_text()
 
 
 def test_gnnrec_failpoints_lists_every_point_name_first(capsys):

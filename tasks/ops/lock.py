@@ -44,6 +44,20 @@ def describe_holder(db: Path) -> str:
         return ""
 
 
+def lock_is_free(db: Path) -> bool:
+    """True when no process holds ``db``'s writer lock at this instant: a probe that takes and drops it at once."""
+    path = lock_path(db)
+    if not path.exists():
+        return True
+    with path.open("a", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
 @contextlib.contextmanager
 def warehouse_lock(db: Path, holder: str, wait_seconds: float = 0.0) -> Iterator[None]:
     """Hold ``db``'s writer lock for the block; wait up to ``wait_seconds`` for it, then raise :class:`WarehouseBusy`."""
