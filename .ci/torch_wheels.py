@@ -52,7 +52,8 @@ def local_torch_wheel(locations: list[str], version: str) -> Path | None:
 
 def install_command(python: str, spec: str, index_url: str | None, gpu: bool, locations: list[str]) -> list[str]:
     """The pip command that installs ``spec`` (``torch==2.13.0``) by the rules in this module's docstring."""
-    command = [python, "-m", "pip", "install", "-q", spec]
+    # --no-compile: Python compiles a module on its first import; compiling all of torch at install costs more.
+    command = [python, "-m", "pip", "install", "-q", "--no-compile", spec]
     version = spec.partition("==")[2]
     if index_url:
         return [*command, "--index-url", index_url]

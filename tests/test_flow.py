@@ -135,7 +135,7 @@ def test_gcmc_implicit_publishes_in_taste_lists_from_a_day_without_ratings(prefe
     ds = date(2020, 1, 2)
     landing, db = tmp_path / "landing", tmp_path / "gnnrec.duckdb"
     import_dataset("lightgcn", folder, landing, day=ds)
-    params = DailyParams(ds=ds, model="gcmc-implicit", top_k=5, epochs=20, landing=landing, db=db)
+    params = DailyParams(ds=ds, model="gcmc-implicit", top_k=5, epochs=5, landing=landing, db=db)
     with pytest.raises(ValueError, match="model 'gcmc' needs ratings data"):
         run_daily(params.model_copy(update={"model": "gcmc"}))
     result = run_daily(params)
