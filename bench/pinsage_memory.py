@@ -3,6 +3,7 @@
 Is a PinSage step's memory bounded by the batch's sampled neighbourhoods rather than by the graph?
 
     python bench/pinsage_memory.py [--steps 20] [--scales 0.1,0.5,1,2] [--models lightgcn,pinsage] [--threads 1]
+                                   [--batch-size B --name pinsage-memory-batchB]
 
 Design:
 
@@ -14,8 +15,10 @@ Design:
   The child builds the model as ``tasks.learn.train.fit`` does (``build_model`` with the default ``resolve_config``,
   seeded, under ``deterministic_kernels``) and trains ``--steps`` real steps with the pipeline's own
   ``EpochContext`` (its pair batches and negatives, ``step``: encode, loss, backward, Adam), with the recipe's
-  ``batch_size`` held fixed at every graph size (the recipe's ``min_steps_per_epoch`` would shrink the batch on the
-  smaller graph, which would confound the comparison).
+  ``batch_size`` (or ``--batch-size``, the same for both models) held fixed at every graph size (the recipe's
+  ``min_steps_per_epoch`` would shrink the batch on the smaller graph, which would confound the comparison). A batch
+  whose neighbourhood bound ``batch x (1 + negatives) x (1 + T)^layers`` lies below the catalog shows whether the
+  step's memory follows that bound or the graph.
 - Memory, all resident (``VmRSS``), each after ``gc`` and ``malloc_trim`` hand freed heap back: *built* once the
   graph is loaded and the model built; *baseline* once the first batch is drawn, which sets the epoch up (the
   trainer's visiting order and negative sampler's table, arrays over all the edges for either model: reported
@@ -30,6 +33,9 @@ Design:
   step computes: all ``U + I`` nodes per layer for LightGCN; for PinSage the distinct items whose input vectors its
   batch's 2-hop sampled neighbourhood needs (counted by a hook on ``item_features``), against its bound
   ``batch x (1 + negatives) x (1 + T)^layers``.
+- Activations, measured directly: one more step after the peak with autograd's saved-tensor hooks, summing the
+  storages its forward pass keeps for the backward pass (each once; parameters and buffers, the graph, left out).
+  PinSage's should follow its sampled rows, LightGCN's its ``U + I`` nodes per layer.
 - Seconds per step: the steps after the first, on ``--threads`` threads (the machine is shared, so the figure is
   only indicative).
 """
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import gc
 import itertools
 import sys
@@ -113,11 +120,43 @@ def tensor_bytes(tensors: Any) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def measure_training(name: str, graph: GraphData, steps: int, threads: int) -> dict[str, Any]:
-    """Runs in a fresh process: build ``name`` for ``graph`` and train ``steps`` steps; memory and time figures."""
+def storages(tensor: torch.Tensor) -> list[torch.UntypedStorage]:
+    """The storages behind ``tensor``: its own, or a sparse tensor's index and value arrays."""
+    if tensor.layout == torch.sparse_csr:
+        parts = [tensor.crow_indices(), tensor.col_indices(), tensor.values()]
+    elif tensor.layout == torch.sparse_coo:
+        parts = [tensor._indices(), tensor._values()]
+    else:
+        parts = [tensor]
+    return [part.untyped_storage() for part in parts]
+
+
+def saved_for_backward_bytes(model: torch.nn.Module, context: EpochContext, batch: PairBatch) -> int:
+    """Bytes autograd keeps from one step's forward pass for its backward pass, each storage counted once, the
+    model's parameters and buffers (the graph) left out: the step's activations, measured rather than inferred from
+    the process's RSS, which also holds gradients, optimiser state and the allocator's slack."""
+    held = {storage.data_ptr() for t in itertools.chain(model.parameters(), model.buffers()) for storage in storages(t)}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        for storage in storages(tensor):
+            if storage.data_ptr() not in held:
+                saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        context.step(batch)
+    return sum(saved.values())
+
+
+def measure_training(name: str, graph: GraphData, steps: int, threads: int, batch_size: int | None) -> dict[str, Any]:
+    """Runs in a fresh process: build ``name`` for ``graph`` and train ``steps`` steps of ``batch_size`` pairs (the
+    recipe's when None); memory and time figures."""
     torch.set_num_threads(threads)
     config = resolve_config(name)
     recipe = resolve_recipe(name)
+    if batch_size is not None:
+        recipe = dataclasses.replace(recipe, batch_size=batch_size)
     seed_everything(recipe.seed)
     with deterministic_kernels(CPU):
         model = build_model(name, graph, config, CPU)
@@ -146,6 +185,7 @@ def measure_training(name: str, graph: GraphData, steps: int, threads: int) -> d
             context.step(next(batches))
         seconds = (time.perf_counter() - started) / max(steps - 1, 1)
         training_peak = peak_rss_mib()
+        saved_for_backward = saved_for_backward_bytes(model, context, next(batches))  # one more step, after the peak
     parameters = tensor_bytes(model.parameters())
     figures: dict[str, Any] = {
         "model": name, "users": graph.num_users, "items": graph.num_items, "interactions": len(graph.train_users),
@@ -163,6 +203,7 @@ def measure_training(name: str, graph: GraphData, steps: int, threads: int) -> d
         "gradients_and_adam_mib": round(3 * parameters / MIB, 1),
         "step_increment_beyond_gradients_and_adam_mib": round(training_peak - baseline - 3 * parameters / MIB, 1),
         "graph_tensors_mib": round(tensor_bytes(model.buffers()) / MIB, 1),
+        "saved_for_backward_mib": round(saved_for_backward / MIB, 1),
     }
     if name == "pinsage":
         figures["sampled_input_rows_per_step"] = round(float(np.mean(input_rows)))
@@ -181,25 +222,28 @@ def main() -> None:
                         help="graph sizes: below 1 a share of Gowalla's users, above 1 that many disjoint copies")
     parser.add_argument("--models", default="lightgcn,pinsage")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    parser.add_argument("--batch-size", type=int, help="pairs per step for every model (default: each recipe's)")
+    parser.add_argument("--name", default="pinsage-memory", help="results file name under bench/results")
     args = parser.parse_args()
     gowalla, _, _ = load_dataset("gowalla")
     rows: list[dict[str, Any]] = []
     for scale in (float(s) for s in args.scales.split(",")):
         graph = graph_at_scale(gowalla, scale)
         for name in args.models.split(","):
-            figures, _, _ = run_isolated(measure_training, name, graph, args.steps, args.threads)
+            figures, _, _ = run_isolated(measure_training, name, graph, args.steps, args.threads,
+                                            args.batch_size)
             figures = {"scale": scale, **figures}
             rows.append(figures)
             print(f"{name} x{scale:g}: " + ", ".join(f"{k} {v}" for k, v in figures.items() if k not in ("model", "scale")),
                   flush=True)
-    write_results("pinsage-memory", {"dataset": "gowalla train.txt", "measurements": rows})
+    write_results(args.name, {"dataset": "gowalla train.txt", "measurements": rows})
     print_table("training memory on Gowalla: step increment = peak RSS over the steps - RSS with the epoch set up", [
         (f"{row['model']} x{row['scale']:g} ({row['users']:,} users, {row['items']:,} items, "
          f"{row['interactions']:,} edges)",
          f"steps +{row['step_increment_mib']:.0f} MiB over {row['baseline_rss_mib']:.0f} (gradients + Adam "
          f"{row['gradients_and_adam_mib']:.0f}), epoch set-up +{row['epoch_setup_mib']:.0f}, graph tensors "
          f"{row['graph_tensors_mib']:.0f}, "
-         f"{row['seconds_per_step']:.2f} s/step"
+         f"{row['seconds_per_step']:.2f} s/step, activations saved for backward {row['saved_for_backward_mib']:.0f}"
          + (f", {row['sampled_input_rows_per_step']:,} sampled rows ({row['sampled_share_of_items']:.0%} of items)"
             if row["model"] == "pinsage" else ""))
         for row in rows
