@@ -35,7 +35,8 @@ Design:
   ``batch x (1 + negatives) x (1 + T)^layers``.
 - Activations, measured directly: one more step after the peak with autograd's saved-tensor hooks, summing the
   storages its forward pass keeps for the backward pass (each once; parameters and buffers, the graph, left out).
-  PinSage's should follow its sampled rows, LightGCN's its ``U + I`` nodes per layer.
+  PinSage's should follow its sampled rows. LightGCN's is next to nothing: its propagation is linear with a
+  hand-written backward that keeps only the adjacency, so its step's memory lies in whole-graph tensors instead.
 - Seconds per step: the steps after the first, on ``--threads`` threads (the machine is shared, so the figure is
   only indicative).
 """
@@ -230,8 +231,7 @@ def main() -> None:
     for scale in (float(s) for s in args.scales.split(",")):
         graph = graph_at_scale(gowalla, scale)
         for name in args.models.split(","):
-            figures, _, _ = run_isolated(measure_training, name, graph, args.steps, args.threads,
-                                            args.batch_size)
+            figures, _, _ = run_isolated(measure_training, name, graph, args.steps, args.threads, args.batch_size)
             figures = {"scale": scale, **figures}
             rows.append(figures)
             print(f"{name} x{scale:g}: " + ", ".join(f"{k} {v}" for k, v in figures.items() if k not in ("model", "scale")),
