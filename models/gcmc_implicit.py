@@ -82,9 +82,9 @@ class GCMCImplicit(Model):
     # (Gowalla: ~100 steps an epoch), at least 50 steps an epoch on small data, lr 0.005 decayed from epoch 10, L2
     # 1e-4, user-uniform sampling; early stopping on Recall@20 of 1% of the training pairs (at most 2000) every 5
     # epochs, 3 judgements of patience. With 8 uniform negatives per positive (the BPR loss averaged over them): a
-    # step of a full-graph encoder is dear, and 8 negatives give each step 8 times the ranking signal for little
-    # more time. On Gowalla's validation part after 10 epochs: Recall@20 0.075 with 8, 0.054 with 1 (the paper's),
-    # at 1.7x the time (bench/README.md). NGCF's 8-candidate *dynamic* negatives lost on ML-100K u1: Recall@20
+    # step of a full-graph encoder is dear, and 8 negatives give each step 8 times the ranking pairs. On Gowalla's
+    # validation part after 10 epochs: Recall@20 0.075 with 8, 0.054 with 1 (the paper's), at 1.7x the time
+    # (bench/README.md). NGCF's 8-candidate *dynamic* negatives lost on ML-100K u1: Recall@20
     # 0.2474 / NDCG@20 0.4042 against 0.2560 / 0.4576 with one uniform negative.
     recipe: ClassVar[Recipe] = Recipe(
         epochs=60, batch_size=8192, learning_rate=0.005, lr_decay=0.97, lr_decay_start=10, sampling="user",
